@@ -1,0 +1,64 @@
+# The verbs a person types. Every target installs what it needs (uv, then the workspace) by itself.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+SERVICES := common auth tickets orders expiration payments client devserver
+
+.PHONY: help install up test test-services test-system docs docs-check lint k8s-check k8s-secrets screenshots bench
+
+help:
+	@echo "make up     - run the whole system on this machine (https://127.0.0.1:8443)"
+	@echo "make test   - install everything and run every suite"
+	@echo "make docs   - regenerate docs/ (event catalog, OpenAPI)"
+	@echo "make lint   - ruff and mypy"
+	@echo "make k8s-check / k8s-secrets / screenshots / bench"
+
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv
+
+# uv itself when missing, then the locked workspace (every member, every dev tool).
+install: $(if $(findstring $(TOOLS),$(UV)),$(TOOLS)/bin/uv)
+	$(UV) sync --locked --all-packages
+
+up: install
+	$(UV) run --no-sync python -m devserver
+
+test: install
+	$(MAKE) --no-print-directory test-services test-system
+
+# Each service's suite on its own, as `uv run --package X pytest X/tests` runs it.
+test-services:
+	@set -e; for pkg in $(SERVICES); do \
+		echo "=== $$pkg ==="; \
+		$(UV) run --no-sync --package $$pkg pytest $$pkg/tests -q -p no:randomly; \
+	done
+
+# Cross-cutting suites: generated docs, Kubernetes offline checks, then the end-to-end runs.
+test-system:
+	$(UV) run --no-sync pytest tests e2e -q
+
+docs: install
+	$(UV) run --no-sync python -m devserver.docs write
+
+docs-check: install
+	$(UV) run --no-sync python -m devserver.docs check
+
+lint: install
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync mypy common/src auth/src tickets/src orders/src expiration/src payments/src client/src devserver/src
+
+k8s-check: install
+	$(UV) run --no-sync pytest tests/infra -q
+
+k8s-secrets: install
+	$(UV) run --no-sync python -m devserver.k8s_secrets
+
+screenshots: install
+	GITTIX_SCREENSHOTS=1 $(UV) run --no-sync pytest e2e/test_browser.py -q
+
+bench: install
+	$(UV) run --no-sync python bench/run.py

@@ -1,0 +1,72 @@
+"""Mongo helpers: the one place a service gets its database, ObjectId parsing, JSON `id`."""
+
+import logging
+from typing import Annotated, Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from fastapi import Depends, Request
+from pymongo import AsyncMongoClient
+
+from common.errors import BadRequestError, NotFoundError
+from common.settings import ServiceSettings
+
+log = logging.getLogger("common.mongo")
+
+# AsyncDatabase from PyMongo, or mongomock-motor's stand-in in tests and the embedded store.
+Database = Any
+
+
+class DatabaseHandle:
+    """Owns the client behind a service's database; close() on shutdown."""
+
+    def __init__(self, database: Database, client: Any | None = None) -> None:
+        self.database = database
+        self._client = client
+
+    @classmethod
+    def connect(cls, settings: ServiceSettings) -> "DatabaseHandle":
+        if settings.mongo_url:
+            client: Any = AsyncMongoClient(settings.mongo_url, tz_aware=True)
+            return cls(client[settings.database_name], client)
+        from mongomock_motor import AsyncMongoMockClient  # development-only dependency
+
+        log.warning(
+            "MONGO_URL is not set: using the embedded in-memory store; data is lost on exit"
+        )
+        client = AsyncMongoMockClient(tz_aware=True)
+        return cls(client[settings.database_name], client)
+
+    async def ping(self) -> bool:
+        try:
+            await self.database.command("ping")
+        except Exception:
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self._client is not None and isinstance(self._client, AsyncMongoClient):
+            await self._client.close()
+
+
+def parse_object_id(value: str, *, field: str = "id", missing_is_404: bool = False) -> ObjectId:
+    """An ObjectId from its hex string; a malformed one is 400 (or 404 for path ids)."""
+    try:
+        return ObjectId(value)
+    except (InvalidId, TypeError):
+        if missing_is_404:
+            raise NotFoundError() from None
+        raise BadRequestError(f"{field} must be a valid id", field=field) from None
+
+
+def with_id(document: dict[str, Any]) -> dict[str, Any]:
+    """A stored document as the API shows it: `_id` becomes the `id` string; outbox hidden."""
+    shown = {key: value for key, value in document.items() if key not in ("_id", "outbox")}
+    return {"id": str(document["_id"]), **shown}
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.db
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -1,0 +1,77 @@
+"""The transactional outbox: pending events live inside the changed document until published.
+
+A repository appends `outbox_entry(event)` in the same single-document write that changes the
+state and version, so a crash can never split the two. The relay publishes each pending entry
+with Nats-Msg-Id = event id (so a second publish is dropped by the stream) and then pulls it.
+"""
+
+import asyncio
+import logging
+from typing import Any
+
+from common.events import Envelope, Event
+from common.messaging import Publisher
+
+log = logging.getLogger("common.outbox")
+
+OUTBOX_FIELD = "outbox"
+
+
+def outbox_entry(event: Event) -> dict[str, Any]:
+    """The stored form of a pending event: its whole envelope."""
+    return Envelope.wrap(event).model_dump(mode="json")
+
+
+class OutboxRelay:
+    """Publishes pending outbox entries of the given collections, oldest first per document."""
+
+    def __init__(
+        self, collections: list[Any], publisher: Publisher, *, poll_seconds: float = 1.0
+    ) -> None:
+        self._collections = collections
+        self._publisher = publisher
+        self._poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        """Say a document just got a pending event, so it goes out now rather than at the poll."""
+        self._wake.set()
+
+    async def relay_once(self) -> int:
+        """Publish everything pending now; returns how many entries were published."""
+        published = 0
+        for collection in self._collections:
+            cursor = collection.find({f"{OUTBOX_FIELD}.0": {"$exists": True}}, {OUTBOX_FIELD: 1})
+            async for document in cursor:
+                for entry in document.get(OUTBOX_FIELD, []):
+                    envelope = Envelope.model_validate(entry)
+                    await self._publisher.publish_envelope(envelope)
+                    await collection.update_one(
+                        {"_id": document["_id"]}, {"$pull": {OUTBOX_FIELD: {"id": envelope.id}}}
+                    )
+                    published += 1
+        return published
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.relay_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; pending events stay until the next pass")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
+            except TimeoutError:
+                pass
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

@@ -1,0 +1,123 @@
+"""The service skeleton every data service is built from: lifespan, database, bus, outbox, listeners."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+
+from common.contract import ServiceContract
+from common.errors import install_error_handlers
+from common.health import health_router
+from common.logging import configure_logging
+from common.messaging import ListenerRunner, Publisher, connect_bus, ensure_stream
+from common.mongo import Database, DatabaseHandle
+from common.outbox import OutboxRelay
+from common.settings import ServiceSettings
+
+log = logging.getLogger("common.service")
+
+
+@dataclass
+class ServiceRuntime:
+    """What a running service holds: its settings, database and bus connections."""
+
+    settings: Any
+    contract: ServiceContract
+    db: Database
+    nc: NatsClient | None = None
+    js: JetStreamContext | None = None
+    publisher: Publisher | None = None
+    relay: OutboxRelay | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def outbox_written(self) -> None:
+        """Wake the relay: a document just got a pending event."""
+        if self.relay is not None:
+            self.relay.notify()
+
+
+Setup = Callable[[ServiceRuntime], Awaitable[None]]
+Background = Callable[[ServiceRuntime], Awaitable[None]]
+
+
+def create_service_app(
+    *,
+    contract: ServiceContract,
+    settings: ServiceSettings,
+    routers: Sequence[APIRouter],
+    outbox_collections: Sequence[str] = (),
+    database: Database | None = None,
+    setup: Setup | None = None,
+    background: Sequence[Background] = (),
+) -> FastAPI:
+    """A FastAPI app for one service.
+
+    `database` injects a database (tests pass mongomock's); otherwise MONGO_URL decides.
+    `setup` runs once the database is there (indexes); `background` tasks run until shutdown.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(contract.name, settings.log_level)
+        handle = DatabaseHandle(database) if database is not None else DatabaseHandle.connect(
+            settings
+        )
+        runtime = ServiceRuntime(settings=settings, contract=contract, db=handle.database)
+        app.state.runtime = runtime
+        app.state.db = handle.database
+        app.state.db_handle = handle
+        if setup is not None:
+            await setup(runtime)
+        runtime.nc, runtime.js = await connect_bus(settings.nats_url, name=contract.name)
+        await ensure_stream(runtime.js, replicas=settings.nats_stream_replicas)
+        runtime.publisher = Publisher(runtime.js)
+        runtime.relay = OutboxRelay(
+            [handle.database[name] for name in outbox_collections], runtime.publisher
+        )
+        runtime.relay.start()
+        runner = ListenerRunner(
+            runtime.js, contract.name, [cls(runtime) for cls in contract.listeners]
+        )
+        await runner.start()
+        tasks = [asyncio.create_task(task(runtime)) for task in background]
+        log.info("%s started", contract.name)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await runner.stop()
+            await runtime.relay.stop()
+            await runtime.nc.close()
+            await handle.close()
+            log.info("%s stopped", contract.name)
+
+    async def mongo_ready(request: Request) -> bool:
+        handle: DatabaseHandle | None = getattr(request.app.state, "db_handle", None)
+        return handle is not None and await handle.ping()
+
+    async def nats_ready(request: Request) -> bool:
+        runtime: ServiceRuntime | None = getattr(request.app.state, "runtime", None)
+        return runtime is not None and runtime.nc is not None and runtime.nc.is_connected
+
+    app = FastAPI(title=f"GitTix {contract.name}", lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health_router({"mongo": mongo_ready, "nats": nats_ready}))
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def get_runtime(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]

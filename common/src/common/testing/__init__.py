@@ -1,0 +1,16 @@
+"""Test support shared by every service: real NATS, clean databases, signed sessions, event asserts."""
+
+from common.testing.bus import EventRecorder, TestBus
+from common.testing.processes import ManagedProcess, free_port, start_localstripe, start_nats_server
+from common.testing.app import http_client, running
+
+__all__ = [
+    "EventRecorder",
+    "ManagedProcess",
+    "TestBus",
+    "free_port",
+    "http_client",
+    "running",
+    "start_localstripe",
+    "start_nats_server",
+]

@@ -1,0 +1,116 @@
+"""The test bus: a clean stream per test, and a recorder to wait for and assert published events."""
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
+
+from common.events import Envelope, Event, parse_envelope
+from common.messaging import STREAM_NAME, Publisher
+
+E = TypeVar("E", bound=Event)
+
+
+@dataclass
+class EventRecorder:
+    """Every event the stream stored since the test began (duplicates dropped by the stream are
+    not here, exactly as consumers would see it)."""
+
+    received: list[tuple[Envelope, Event]] = field(default_factory=list)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def on_message(self, msg: Msg) -> None:
+        self.received.append(parse_envelope(msg.data))
+        async with self._changed:
+            self._changed.notify_all()
+
+    def of_type(self, event_type: type[E], **match: Any) -> list[E]:
+        return [
+            event
+            for _, event in self.received
+            if isinstance(event, event_type)
+            and all(getattr(event, key) == value for key, value in match.items())
+        ]
+
+    def envelopes(self, event_type: type[Event]) -> list[Envelope]:
+        return [env for env, event in self.received if isinstance(event, event_type)]
+
+    async def wait_for(
+        self, event_type: type[E], *, count: int = 1, timeout: float = 10.0, **match: Any
+    ) -> E:
+        """Wait until `count` events of the type matching the fields have arrived; the last one."""
+
+        async def arrived() -> E:
+            async with self._changed:
+                while len(self.of_type(event_type, **match)) < count:
+                    await self._changed.wait()
+                return self.of_type(event_type, **match)[count - 1]
+
+        try:
+            return await asyncio.wait_for(arrived(), timeout)
+        except TimeoutError:
+            seen = [env.type for env, _ in self.received]
+            raise AssertionError(
+                f"expected {count} {event_type.type_name()} matching {match} within {timeout}s; "
+                f"saw {seen}"
+            ) from None
+
+
+@dataclass
+class TestBus:
+    """A connection to the test nats-server with a freshly created stream."""
+
+    __test__ = False
+
+    url: str
+    nc: NatsClient
+    js: JetStreamContext
+    recorder: EventRecorder
+
+    async def publish(self, event: Event) -> Envelope:
+        """Publish as a service would (Nats-Msg-Id = event id, waiting for the ack)."""
+        return await Publisher(self.js).publish(event)
+
+    async def publish_envelope(self, envelope: Envelope) -> bool:
+        return await Publisher(self.js).publish_envelope(envelope)
+
+    async def publish_raw(self, subject: str, payload: bytes, msg_id: str | None = None) -> None:
+        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+        await self.js.publish(subject, payload, stream=STREAM_NAME, headers=headers)
+
+    async def wait_for(self, event_type: type[E], **kwargs: Any) -> E:
+        return await self.recorder.wait_for(event_type, **kwargs)
+
+    def published(self, event_type: type[E], **match: Any) -> list[E]:
+        return self.recorder.of_type(event_type, **match)
+
+    async def consumer_info(self, durable: str) -> Any:
+        return await self.js.consumer_info(STREAM_NAME, durable)
+
+    async def wait_consumer_idle(self, durable: str, *, timeout: float = 10.0) -> None:
+        """Wait until a durable consumer has nothing pending and nothing unacknowledged."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                info = await self.consumer_info(durable)
+                if info.num_pending == 0 and info.num_ack_pending == 0:
+                    return
+            except Exception:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"consumer {durable} still busy after {timeout}s")
+            await asyncio.sleep(0.05)
+
+
+async def subscribe_recorder(js: JetStreamContext, recorder: EventRecorder) -> Any:
+    return await js.subscribe(
+        "ticketing.>",
+        stream=STREAM_NAME,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.ALL,
+        cb=recorder.on_message,
+    )

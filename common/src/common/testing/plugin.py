@@ -1,0 +1,98 @@
+"""The pytest plugin every service's tests use (registered through the pytest11 entry point)."""
+
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from common.auth import SESSION_COOKIE, sign_session
+from common.messaging import STREAM_NAME, ensure_stream
+from common.testing.bus import EventRecorder, TestBus, subscribe_recorder
+from common.testing.processes import ManagedProcess, start_localstripe, start_nats_server
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[ManagedProcess]:
+    """A real nats-server with JetStream on a free port, for the whole test session."""
+    with tempfile.TemporaryDirectory(prefix="gittix-nats-") as store:
+        server = start_nats_server(Path(store))
+        yield server
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_url(nats_server: ManagedProcess) -> str:
+    return f"nats://127.0.0.1:{nats_server.port}"
+
+
+@pytest.fixture(scope="session")
+def localstripe() -> Iterator[str]:
+    """A localstripe server; yields the API base URL to give the Stripe SDK."""
+    server = start_localstripe()
+    yield f"http://127.0.0.1:{server.port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def jwt_keys() -> tuple[str, str]:
+    """A test Ed25519 key pair (private PEM, public PEM)."""
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    return private, public
+
+
+@pytest.fixture
+def service_env(
+    monkeypatch: pytest.MonkeyPatch, nats_url: str, jwt_keys: tuple[str, str]
+) -> dict[str, str]:
+    """The environment a service reads its settings from, pointing at the test bus."""
+    env = {"NATS_URL": nats_url, "JWT_PUBLIC_KEY": jwt_keys[1], "JWT_PRIVATE_KEY": jwt_keys[0]}
+    monkeypatch.delenv("MONGO_URL", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def database() -> Any:
+    """A clean in-memory database for this test (mongomock-motor stands in for MongoDB)."""
+    from mongomock_motor import AsyncMongoMockClient
+
+    return AsyncMongoMockClient(tz_aware=True)["test"]
+
+
+@pytest.fixture
+async def bus(nats_url: str) -> AsyncIterator[TestBus]:
+    """The real bus with a freshly created stream (no events or consumers from other tests)."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    try:
+        await js.delete_stream(STREAM_NAME)
+    except nats.js.errors.NotFoundError:
+        pass
+    await ensure_stream(js)
+    recorder = EventRecorder()
+    subscription = await subscribe_recorder(js, recorder)
+    yield TestBus(url=nats_url, nc=nc, js=js, recorder=recorder)
+    await subscription.unsubscribe()
+    await nc.close()
+
+
+@pytest.fixture
+def session_cookie(jwt_keys: tuple[str, str]) -> Callable[..., dict[str, str]]:
+    """Cookies for a signed-in user: session_cookie(user_id, email)."""
+
+    def make(user_id: str = "5f1f1f1f1f1f1f1f1f1f1f1f", email: str = "buyer@example.com") -> dict[str, str]:
+        return {SESSION_COOKIE: sign_session(user_id=user_id, email=email, private_key=jwt_keys[0])}
+
+    return make

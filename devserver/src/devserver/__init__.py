@@ -1,0 +1,1 @@
+"""GitTix devserver package."""

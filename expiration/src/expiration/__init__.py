@@ -1,0 +1,1 @@
+"""GitTix expiration package."""

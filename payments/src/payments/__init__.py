@@ -1,0 +1,1 @@
+"""GitTix payments package."""

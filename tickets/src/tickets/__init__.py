@@ -1,0 +1,1 @@
+"""GitTix tickets package."""
