@@ -1,0 +1,27 @@
+"""client's settings: only what the pages need (the client holds no database and no bus)."""
+
+from typing import ClassVar
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    service_name: ClassVar[str] = "client"
+    # Nothing is required: without a publishable key the order page offers Stripe's test cards.
+    deployment_env: ClassVar[tuple[str, ...]] = ()
+
+    stripe_publishable_key: str | None = None
+    log_level: str = "INFO"
+
+    @field_validator("stripe_publishable_key")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        # An empty STRIPE_PUBLISHABLE_KEY= in an env file means "test mode", not a key "".
+        if value is None or not value.strip():
+            return None
+        if not value.startswith("pk_"):
+            raise ValueError("STRIPE_PUBLISHABLE_KEY must be a Stripe publishable key (pk_...)")
+        return value.strip()

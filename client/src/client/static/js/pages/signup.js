@@ -1,0 +1,5 @@
+/** Sign-up page. */
+
+import { credentialsForm } from "../credentials.js";
+
+credentialsForm(document.getElementById("signup-form"), "/api/users/signup");
