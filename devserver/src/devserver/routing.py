@@ -42,9 +42,13 @@ SERVICES: tuple[ServiceProcess, ...] = (
 )
 
 
+# Sorted once: route_for runs on every request through the entry point.
+_LONGEST_FIRST: tuple[Route, ...] = tuple(sorted(ROUTES, key=lambda r: len(r.prefix), reverse=True))
+
+
 def route_for(path: str) -> Route:
     """The route a request path takes: the longest matching prefix on a path-segment boundary."""
-    for route in sorted(ROUTES, key=lambda r: len(r.prefix), reverse=True):
+    for route in _LONGEST_FIRST:
         prefix = route.prefix.rstrip("/")
         if path == prefix or path.startswith(prefix + "/") or route.prefix == "/":
             return route

@@ -1,0 +1,160 @@
+"""`make k8s-secrets`: the cluster's Secrets (JWT keys, Stripe keys, TLS certificate) via kubectl.
+
+Secrets are never committed: this builds them from the same development CA and JWT key pair
+that `make up` keeps under TICKETING_DATA_DIR, plus the Stripe keys from the environment, and
+applies them with `kubectl apply` to the current kubectl context.
+"""
+
+import argparse
+import base64
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from devserver.certs import ensure_ca, server_certificate
+from devserver.keys import ensure_jwt_keys
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+NAMESPACE_MANIFEST = REPO_ROOT / "infra" / "k8s" / "namespace.yaml"
+
+NAMESPACE = "gittix"
+HOST = "ticketing.localhost"
+# The names the manifests in infra/k8s refer to (tests/infra checks they agree).
+JWT_PUBLIC_SECRET, JWT_PUBLIC_KEY = "jwt-public-key", "public.pem"
+JWT_PRIVATE_SECRET, JWT_PRIVATE_KEY = "jwt-private-key", "private.pem"
+STRIPE_SECRET, STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY = "stripe", "secret-key", "publishable-key"
+TLS_SECRET = "ticketing-tls"
+TLS_CERT_NAME = "ingress"
+
+Manifest = dict[str, Any]
+
+
+class K8sSecretsSettings(BaseSettings):
+    """Where the dev CA and keys live, and the Stripe keys to hand to the cluster."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    ticketing_data_dir: Path = Path(".data")
+    stripe_secret_key: str | None = None
+    stripe_publishable_key: str | None = None
+
+
+class SecretsError(Exception):
+    """Something the person running `make k8s-secrets` has to fix; the message says what."""
+
+
+def _secret(name: str, data: dict[str, str], secret_type: str = "Opaque") -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "labels": {
+                "app.kubernetes.io/part-of": "gittix",
+                "app.kubernetes.io/managed-by": "make-k8s-secrets",
+            },
+        },
+        "type": secret_type,
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
+    }
+
+
+def _stripe_data(settings: K8sSecretsSettings) -> dict[str, str]:
+    secret_key = (settings.stripe_secret_key or "").strip()
+    if not secret_key:
+        raise SecretsError(
+            "STRIPE_SECRET_KEY is not set. Payments on a cluster talk to Stripe itself: run\n"
+            "  STRIPE_SECRET_KEY=sk_test_... make k8s-secrets\n"
+            "with a test-mode key from the Stripe dashboard (a live sk_live_ key in production)."
+        )
+    if not secret_key.startswith(("sk_", "rk_")):
+        raise SecretsError("STRIPE_SECRET_KEY must be a Stripe secret key (sk_... or rk_...)")
+    data = {STRIPE_SECRET_KEY: secret_key}
+    publishable = (settings.stripe_publishable_key or "").strip()
+    if publishable:
+        if not publishable.startswith("pk_"):
+            raise SecretsError("STRIPE_PUBLISHABLE_KEY must be a Stripe publishable key (pk_...)")
+        data[STRIPE_PUBLISHABLE_KEY] = publishable
+    return data
+
+
+def build_secrets(settings: K8sSecretsSettings) -> list[Manifest]:
+    """Every Secret the manifests need, built locally (the CA and keys are created if missing)."""
+    stripe = _stripe_data(settings)
+    data_dir = settings.ticketing_data_dir
+    private_pem, public_pem = ensure_jwt_keys(data_dir)
+    cert_path, key_path = server_certificate(data_dir, [HOST], TLS_CERT_NAME)
+    return [
+        _secret(JWT_PUBLIC_SECRET, {JWT_PUBLIC_KEY: public_pem}),
+        _secret(JWT_PRIVATE_SECRET, {JWT_PRIVATE_KEY: private_pem}),
+        _secret(STRIPE_SECRET, stripe),
+        _secret(
+            TLS_SECRET,
+            {"tls.crt": cert_path.read_text(), "tls.key": key_path.read_text()},
+            secret_type="kubernetes.io/tls",
+        ),
+    ]
+
+
+def render(secrets: list[Manifest]) -> str:
+    """The Secrets as one kubectl List in JSON (which is also YAML), for `kubectl apply -f -`."""
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": secrets}, indent=2) + "\n"
+
+
+def _kubectl() -> str:
+    found = shutil.which("kubectl")
+    if found is None:
+        raise SecretsError("kubectl not found: run `make install` (it comes with the dev tools)")
+    return found
+
+
+def apply(secrets: list[Manifest]) -> None:
+    """Create the namespace if needed, then create or update the Secrets in the current context."""
+    kubectl = _kubectl()
+    # The same Namespace object skaffold applies, so the two never fight over its labels.
+    subprocess.run([kubectl, "apply", "-f", str(NAMESPACE_MANIFEST)], check=True)
+    subprocess.run([kubectl, "apply", "-f", "-"], input=render(secrets).encode(), check=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="make k8s-secrets",
+        description="Create GitTix's Kubernetes Secrets in the current kubectl context.",
+    )
+    parser.add_argument(
+        "--print",
+        dest="print_only",
+        action="store_true",
+        help="write the Secret manifests to stdout instead of applying them",
+    )
+    args = parser.parse_args(argv)
+    settings = K8sSecretsSettings()
+    try:
+        secrets = build_secrets(settings)
+        if args.print_only:
+            sys.stdout.write(render(secrets))
+            return 0
+        apply(secrets)
+    except SecretsError as error:
+        print(f"make k8s-secrets: {error}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as error:
+        print(f"make k8s-secrets: kubectl failed ({error.returncode})", file=sys.stderr)
+        return 1
+    ca_cert, _ = ensure_ca(settings.ticketing_data_dir)
+    print(
+        f"Secrets applied in namespace {NAMESPACE}. Trust the development CA once so\n"
+        f"https://{HOST} shows no warning: {ca_cert.resolve()}\n"
+        "(the same CA `make up` prints instructions for)."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
