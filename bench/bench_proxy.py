@@ -1,4 +1,4 @@
-"""What `make up`'s HTTPS entry point adds per request (latency, CPU) over hitting a service directly.
+"""What `make up`'s HTTPS entry point adds per request (latency, CPU) over calling a service.
 
 Everything runs on loopback with a bounded number of requests. Usage: python bench/bench_proxy.py
 """
