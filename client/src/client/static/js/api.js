@@ -10,7 +10,14 @@ export class ApiError extends Error {
 }
 
 export async function api(method, path, body) {
-  const init = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+  // no-store: a page reached with Back must not show a cached answer (Chromium serves history
+  // navigations' requests from the HTTP cache when it can).
+  const init = {
+    method,
+    headers: { Accept: "application/json" },
+    credentials: "same-origin",
+    cache: "no-store",
+  };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);

@@ -37,7 +37,11 @@ export function showErrors(form, errors) {
   if (firstInvalid) firstInvalid.focus();
 }
 
-/** Marks a submit button as working (and stops double submits) until `busy(button, false)`. */
+/**
+ * Marks a submit button as working (and stops double submits) until `busy(button, false)`.
+ * Submit buttons are served disabled and enabled by the page script once it handles submit, so a
+ * form sent before the script runs never posts itself (with a password) natively.
+ */
 export function busy(button, isBusy) {
   button.disabled = isBusy;
   if (isBusy) button.setAttribute("aria-busy", "true");

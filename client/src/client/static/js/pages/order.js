@@ -125,10 +125,8 @@ async function init() {
     return;
   }
   render(order);
-  if (!payment.ready) {
-    showPageErrors([{ message: payment.problem }]);
-    busy(payButton, true);
-  }
+  if (payment.ready) busy(payButton, false);
+  else showPageErrors([{ message: payment.problem }]);
   if (order.status === "awaiting_payment") render(await waitForOrder((o) => o.status !== "awaiting_payment"));
 }
 

@@ -15,7 +15,6 @@ ticketForm(form, async (ticket) => {
 
 onPageShow(async () => {
   clearPageErrors();
-  form.reset();
   resetTicketForm(form);
   await requireUser();
 });
