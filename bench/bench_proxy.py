@@ -94,27 +94,37 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="gittix-bench-"))
     cert, key = server_certificate(data_dir, ["localhost", "127.0.0.1"], "localhost")
     ca = str(ensure_ca(data_dir)[0])
-    up_port, tls_port, plain_port, httpx_port = (free_port() for _ in range(4))
+    up_port, tls_port, quiet_port, plain_port, httpx_port = (free_port() for _ in range(5))
     upstream_url = f"http://127.0.0.1:{up_port}"
     proxy_cmd = [sys.executable, "-m", "devserver.proxy", "--upstream", f"auth={upstream_url}"]
+    tls_args = ["--cert", str(cert), "--key", str(key)]
+
+    def entry_point(name: str, port: int, *extra: str) -> ManagedProcess:
+        return ManagedProcess(name, [*proxy_cmd, "--port", str(port), *extra], port=port).start()
 
     processes: list[ManagedProcess] = []
     try:
         upstream = uvicorn("service", "stand_in_service:create_app", up_port)
         processes.append(upstream)
-        tls = ManagedProcess(
-            "entry-https",
-            [*proxy_cmd, "--port", str(tls_port), "--cert", str(cert), "--key", str(key)],
-            port=tls_port,
-        ).start()
-        plain = ManagedProcess(
-            "entry-http", [*proxy_cmd, "--port", str(plain_port)], port=plain_port
-        ).start()
-        processes += [tls, plain]
+        tls = entry_point("entry-https", tls_port, *tls_args)
+        quiet = entry_point("entry-https-quiet", quiet_port, *tls_args, "--quiet")
+        plain = entry_point("entry-http", plain_port, "--quiet")
+        processes += [tls, quiet, plain]
         targets = [
             Target("service directly (HTTP)", f"{upstream_url}{PATH}", None),
-            Target("devserver.proxy, HTTPS", f"https://127.0.0.1:{tls_port}{PATH}", tls),
-            Target("devserver.proxy, plain HTTP", f"http://127.0.0.1:{plain_port}{PATH}", plain),
+            Target(
+                "devserver.proxy as `make up` runs it (HTTPS, access log)",
+                f"https://127.0.0.1:{tls_port}{PATH}",
+                tls,
+            ),
+            Target(
+                "devserver.proxy, HTTPS, --quiet", f"https://127.0.0.1:{quiet_port}{PATH}", quiet
+            ),
+            Target(
+                "devserver.proxy, plain HTTP, --quiet",
+                f"http://127.0.0.1:{plain_port}{PATH}",
+                plain,
+            ),
         ]
         if not args.skip_httpx:
             reference = uvicorn(

@@ -14,6 +14,7 @@ import logging
 import signal
 import ssl
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -91,8 +92,15 @@ def _without(headers: Mapping[str, str], dropped: frozenset[istr]) -> CIMultiDic
 class EntryPoint:
     """Routes each request by path prefix to a service at `upstreams[service]` (a base URL)."""
 
-    def __init__(self, upstreams: Mapping[str, str], *, connections: int = UPSTREAM_CONNECTIONS):
+    def __init__(
+        self,
+        upstreams: Mapping[str, str],
+        *,
+        connections: int = UPSTREAM_CONNECTIONS,
+        access_log: bool = False,
+    ) -> None:
         self.upstreams = {name: base.rstrip("/") for name, base in upstreams.items()}
+        self.access_log = access_log
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.ServerRunner | None = None
@@ -116,6 +124,21 @@ class EntryPoint:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         service = route_for(request.path).service
+        if not self.access_log:
+            return await self._forward(request, service)
+        started = time.perf_counter()
+        response = await self._forward(request, service)
+        log.info(
+            "%s %s -> %s %d %.1fms",
+            request.method,
+            request.raw_path,
+            service,
+            response.status,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response
+
+    async def _forward(self, request: web.BaseRequest, service: str) -> web.StreamResponse:
         base = self.upstreams.get(service)
         if base is None:
             return error_response(502, f"The {service} service is not running")
@@ -189,7 +212,8 @@ class EntryPoint:
         return response
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
-        server = web.Server(self.handle)  # type: ignore[arg-type]
+        # The low-level server: no router or middlewares to run, and no aiohttp access log.
+        server = web.Server(self.handle, access_log=None)  # type: ignore[arg-type]
         self._runner = web.ServerRunner(
             server, access_log=None, handle_signals=False, shutdown_timeout=5.0
         )
@@ -213,11 +237,17 @@ def server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
 
 
 async def serve(
-    *, host: str, port: int, upstreams: Mapping[str, str], cert: Path | None, key: Path | None
+    *,
+    host: str,
+    port: int,
+    upstreams: Mapping[str, str],
+    cert: Path | None,
+    key: Path | None,
+    access_log: bool = True,
 ) -> None:
     """Run the entry point until SIGINT/SIGTERM."""
     context = server_ssl_context(cert, key) if cert and key else None
-    entry = EntryPoint(upstreams)
+    entry = EntryPoint(upstreams, access_log=access_log)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -253,6 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--upstream", type=_upstream, action="append", default=[], metavar="NAME=PORT|URL"
     )
+    parser.add_argument("--quiet", action="store_true", help="no line per request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stdout)
     try:
@@ -269,6 +300,7 @@ def main(argv: list[str] | None = None) -> None:
                 upstreams=dict(args.upstream),
                 cert=args.cert,
                 key=args.key,
+                access_log=not args.quiet,
             )
         )
 
