@@ -1,0 +1,768 @@
+"""The offline Kubernetes checks: each returns the problems it finds (empty means the check passes).
+
+The tests run every check on the real files and then on deliberately broken copies, so a check
+that cannot fail is noticed.
+"""
+
+import base64
+import importlib
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import kubernetes_validate
+import yaml
+from devserver.routing import CONTAINER_PORT, ROUTES, SERVICES, Route
+from kubernetes_validate.utils import SchemaNotFoundError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# CI and every checkout keep shared/ beside the repository.
+SHARED_SCHEMAS = REPO_ROOT.parent / "shared" / "schemas"
+SKAFFOLD_SCHEMA = SHARED_SCHEMAS / "skaffold-v4beta14.json"
+GATEWAY_SCHEMA = Path(__file__).parent / "schemas" / "gateway-api-v1.json"
+KUBERNETES_VERSION = "1.33.0"
+BASE = REPO_ROOT / "infra" / "k8s"
+GATEWAY_OVERLAY = REPO_ROOT / "infra" / "overlays" / "gateway-api"
+HOST = "ticketing.localhost"
+IMAGE_PREFIX = "gittix/"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+DATA_SERVICES = tuple(s.name for s in SERVICES if s.name != "client")
+
+Manifest = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------- tools
+
+
+def tool(name: str) -> str:
+    """A command-line tool from the workspace's environment (installed by `make install`)."""
+    beside_python = Path(sys.executable).parent / name
+    found = str(beside_python) if beside_python.exists() else shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} is not installed: run `make install`")
+    return found
+
+
+def kustomize(path: Path) -> list[Manifest]:
+    """`kubectl kustomize path`, parsed; raises with kustomize's message when it fails."""
+    result = subprocess.run(
+        [tool("kubectl"), "kustomize", str(path)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl kustomize {path} failed:\n{result.stderr}")
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def load_json(path: Path) -> Any:
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing: the checks need ../shared/schemas beside the repository"
+        )
+    return json.loads(path.read_text())
+
+
+def find(objects: Iterable[Manifest], kind: str, name: str) -> Manifest | None:
+    for obj in objects:
+        if obj.get("kind") == kind and obj.get("metadata", {}).get("name") == name:
+            return obj
+    return None
+
+
+def of_kind(objects: Iterable[Manifest], kind: str) -> list[Manifest]:
+    return [obj for obj in objects if obj.get("kind") == kind]
+
+
+def label(obj: Manifest) -> str:
+    return f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+
+
+# -------------------------------------------------------------------------------------- schemas
+
+
+def schema_problems(objects: Iterable[Manifest], version: str = KUBERNETES_VERSION) -> list[str]:
+    """Strict schema validation: built-in kinds against Kubernetes `version`, Gateway API kinds
+    against the Gateway API v1 schema. A kind or apiVersion the cluster would not know fails."""
+    gateway = jsonschema.Draft202012Validator(load_json(GATEWAY_SCHEMA))
+    problems = []
+    for obj in objects:
+        where = label(obj)
+        if str(obj.get("apiVersion", "")).startswith(GATEWAY_GROUP + "/"):
+            for error in gateway.iter_errors(obj):
+                path = ".".join(str(p) for p in error.absolute_path)
+                problems.append(f"{where}: {path}: {error.message}")
+            continue
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except SchemaNotFoundError:
+            problems.append(
+                f"{where}: no {obj.get('apiVersion')} {obj.get('kind')} in Kubernetes {version}"
+            )
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(p) for p in error.absolute_path)
+            problems.append(f"{where}: {path}: {error.message}")
+    return problems
+
+
+# ----------------------------------------------------------------------------------- workloads
+
+
+def pod_spec(workload: Manifest) -> Manifest:
+    spec: Manifest = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def main_container(workload: Manifest) -> Manifest:
+    container: Manifest = pod_spec(workload)["containers"][0]
+    return container
+
+
+@dataclass(frozen=True)
+class EnvSource:
+    """Where one environment variable of a container comes from."""
+
+    kind: str  # "value", "configMap", "secret", "field"
+    value: str | None = None
+    name: str | None = None
+    key: str | None = None
+    optional: bool = False
+
+
+def container_env(container: Manifest, objects: list[Manifest]) -> dict[str, EnvSource]:
+    """Every variable a container gets, from env and from envFrom ConfigMaps/Secrets."""
+    env: dict[str, EnvSource] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            ref = source["configMapRef"]
+            config = find(objects, "ConfigMap", ref["name"])
+            for key, val in (config or {}).get("data", {}).items():
+                env[source.get("prefix", "") + key] = EnvSource("value", value=str(val))
+        elif "secretRef" in source:
+            secret_name = source["secretRef"]["name"]
+            env_prefix = source.get("prefix", "")
+            env[f"{env_prefix}<all keys of {secret_name}>"] = EnvSource("secret", name=secret_name)
+    for item in container.get("env", []):
+        value_from = item.get("valueFrom")
+        if value_from is None:
+            env[item["name"]] = EnvSource("value", value=str(item.get("value", "")))
+        elif "secretKeyRef" in value_from:
+            ref = value_from["secretKeyRef"]
+            env[item["name"]] = EnvSource(
+                "secret", name=ref["name"], key=ref["key"], optional=ref.get("optional", False)
+            )
+        elif "configMapKeyRef" in value_from:
+            ref = value_from["configMapKeyRef"]
+            config = find(objects, "ConfigMap", ref["name"])
+            value = (config or {}).get("data", {}).get(ref["key"])
+            env[item["name"]] = EnvSource(
+                "configMap", value=value, name=ref["name"], key=ref["key"]
+            )
+        else:
+            env[item["name"]] = EnvSource("field")
+    return env
+
+
+def settings_class(service: str) -> type:
+    """The service's pydantic-settings class (`<service>.settings.Settings`)."""
+    module = importlib.import_module(f"{service}.settings")
+    settings: type = module.Settings
+    return settings
+
+
+def required_env(settings: type) -> set[str]:
+    """What a Deployment must set: the class's `deployment_env` plus every field with no default."""
+    prefix = str(getattr(settings, "model_config", {}).get("env_prefix", ""))
+    required = set(getattr(settings, "deployment_env", ()))
+    for name, info in settings.model_fields.items():  # type: ignore[attr-defined]
+        if info.is_required():
+            alias = info.validation_alias if isinstance(info.validation_alias, str) else None
+            required.add((alias or prefix + name).upper())
+    return required
+
+
+def env_problems(service: str, objects: list[Manifest], required: set[str]) -> list[str]:
+    deployment = find(objects, "Deployment", service)
+    if deployment is None:
+        return [f"{service}: no Deployment"]
+    problems = []
+    env = container_env(main_container(deployment), objects)
+    for name in sorted(required - set(env)):
+        problems.append(f"{service}: the Deployment does not set {name}, which the service needs")
+    for name, source in env.items():
+        if source.kind == "configMap" and source.value is None:
+            problems.append(f"{service}: {name} refers to {source.name}/{source.key}, not there")
+    return problems
+
+
+def resolved_env(
+    service: str, objects: list[Manifest], secrets: list[Manifest]
+) -> dict[str, str | None]:
+    """The environment the service's container would really get (None: variable left unset)."""
+    deployment = find(objects, "Deployment", service)
+    assert deployment is not None, f"{service}: no Deployment"
+    resolved: dict[str, str | None] = {}
+    for name, source in container_env(main_container(deployment), objects).items():
+        if source.kind == "secret":
+            secret = find(secrets, "Secret", source.name or "")
+            data = (secret or {}).get("data", {})
+            if source.key in data:
+                resolved[name] = base64.b64decode(data[source.key]).decode()
+            elif source.optional:
+                resolved[name] = None
+            else:
+                raise LookupError(
+                    f"{service}: {name} needs Secret {source.name} key {source.key}, "
+                    "which `make k8s-secrets` does not create"
+                )
+        else:
+            resolved[name] = source.value
+    return resolved
+
+
+def _port_number(container: Manifest, port: int | str) -> int | None:
+    if isinstance(port, int):
+        return port
+    for declared in container.get("ports", []):
+        if declared.get("name") == port:
+            return int(declared["containerPort"])
+    return None
+
+
+def port_problems(service: str, objects: list[Manifest], app_paths: set[str]) -> list[str]:
+    """The container listens where the app does, probes ask paths the app serves, the Service
+    and its targetPort lead to that port."""
+    deployment = find(objects, "Deployment", service)
+    if deployment is None:
+        return [f"{service}: no Deployment"]
+    container = main_container(deployment)
+    problems = []
+    ports = [p["containerPort"] for p in container.get("ports", [])]
+    if ports != [CONTAINER_PORT]:
+        problems.append(f"{service}: container ports {ports}, the app listens on {CONTAINER_PORT}")
+    expected = {
+        "startupProbe": "/healthz",
+        "livenessProbe": "/healthz",
+        "readinessProbe": "/readyz",
+    }
+    for probe_name, path in expected.items():
+        probe = container.get(probe_name)
+        if probe is None or "httpGet" not in probe:
+            problems.append(f"{service}: no HTTP {probe_name}")
+            continue
+        get = probe["httpGet"]
+        probe_path = str(get.get("path", "")).split("?")[0]
+        if probe_path != path:
+            problems.append(f"{service}: {probe_name} asks {get.get('path')}, expected {path}")
+        if probe_path not in app_paths:
+            problems.append(f"{service}: {probe_name} path {probe_path} is not served by the app")
+        if _port_number(container, get.get("port")) != CONTAINER_PORT:
+            problems.append(f"{service}: {probe_name} port {get.get('port')} is not the app's")
+    svc = find(objects, "Service", service)
+    if svc is None:
+        problems.append(f"{service}: no Service")
+    else:
+        selector = svc["spec"].get("selector", {})
+        pod_labels = deployment["spec"]["template"]["metadata"].get("labels", {})
+        if not selector or any(pod_labels.get(k) != v for k, v in selector.items()):
+            problems.append(f"{service}: the Service selector does not match the pods")
+        for port in svc["spec"].get("ports", []):
+            if _port_number(container, port.get("targetPort", port["port"])) != CONTAINER_PORT:
+                problems.append(f"{service}: Service port {port['port']} misses the container")
+    return problems
+
+
+def security_problems(objects: list[Manifest]) -> list[str]:
+    """Every workload runs as non-root with a read-only root filesystem, no privilege escalation,
+    no capabilities, resource requests and limits; stateless services also get /tmp, a graceful
+    shutdown and a PodDisruptionBudget when they have several replicas."""
+    problems = []
+    for workload in of_kind(objects, "Deployment") + of_kind(objects, "StatefulSet"):
+        where = label(workload)
+        spec = pod_spec(workload)
+        if spec.get("securityContext", {}).get("runAsNonRoot") is not True:
+            problems.append(f"{where}: runAsNonRoot is not set")
+        for container in spec["containers"]:
+            context = container.get("securityContext", {})
+            if context.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: allowPrivilegeEscalation is not false")
+            if context.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{where}: the root filesystem is writable")
+            if context.get("capabilities", {}).get("drop") != ["ALL"]:
+                problems.append(f"{where}: capabilities are not all dropped")
+            resources = container.get("resources", {})
+            for kind in ("requests", "limits"):
+                for resource in ("cpu", "memory"):
+                    if resource not in resources.get(kind, {}):
+                        problems.append(f"{where}: no {resource} {kind}")
+        if workload["kind"] != "Deployment":
+            continue
+        container = spec["containers"][0]
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        tmp = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
+        if not tmp or "emptyDir" not in volumes.get(tmp[0]["name"], {}):
+            problems.append(f"{where}: no emptyDir at /tmp")
+        if "preStop" not in container.get("lifecycle", {}):
+            problems.append(f"{where}: no preStop hook to drain connections")
+        if "terminationGracePeriodSeconds" not in spec:
+            problems.append(f"{where}: no terminationGracePeriodSeconds")
+        if workload["spec"].get("replicas", 1) > 1 and not _has_pdb(workload, objects):
+            problems.append(f"{where}: several replicas but no PodDisruptionBudget")
+    return problems
+
+
+def _has_pdb(workload: Manifest, objects: list[Manifest]) -> bool:
+    pod_labels = workload["spec"]["template"]["metadata"].get("labels", {})
+    for pdb in of_kind(objects, "PodDisruptionBudget"):
+        wanted = pdb["spec"].get("selector", {}).get("matchLabels", {})
+        if wanted and all(pod_labels.get(k) == v for k, v in wanted.items()):
+            return True
+    return False
+
+
+def replica_problems(objects: list[Manifest], replicas: int = 2) -> list[str]:
+    problems = []
+    for service in SERVICES:
+        deployment = find(objects, "Deployment", service.name)
+        if deployment is not None and deployment["spec"].get("replicas", 1) != replicas:
+            problems.append(f"{service.name}: {deployment['spec'].get('replicas')} replicas")
+    return problems
+
+
+def mongo_problems(objects: list[Manifest]) -> list[str]:
+    """Each data service's MONGO_URL points at its own MongoDB StatefulSet with storage."""
+    problems = []
+    owners: dict[str, str] = {}
+    for service in DATA_SERVICES:
+        deployment = find(objects, "Deployment", service)
+        if deployment is None:
+            problems.append(f"{service}: no Deployment")
+            continue
+        url = container_env(main_container(deployment), objects).get("MONGO_URL")
+        if url is None or not url.value:
+            problems.append(f"{service}: no MONGO_URL")
+            continue
+        host = urlsplit(url.value).hostname or ""
+        service_name = host.split(".")[-1] if host.count(".") == 1 else host.split(".")[0]
+        if service_name in owners:
+            problems.append(f"{service}: shares MongoDB {service_name} with {owners[service_name]}")
+        owners[service_name] = service
+        if service_name != f"{service}-mongo":
+            problems.append(f"{service}: MONGO_URL points at {host}, not its own {service}-mongo")
+        headless = find(objects, "Service", service_name)
+        if headless is None or headless["spec"].get("clusterIP") != "None":
+            problems.append(f"{service}: no headless Service {service_name}")
+        statefulset = find(objects, "StatefulSet", service_name)
+        if statefulset is None:
+            problems.append(f"{service}: no MongoDB StatefulSet {service_name}")
+            continue
+        if statefulset["spec"].get("serviceName") != service_name:
+            problems.append(f"{service}: {service_name} is not governed by its headless Service")
+        claims = [
+            c["metadata"]["name"] for c in statefulset["spec"].get("volumeClaimTemplates", [])
+        ]
+        mounts = {
+            m["name"]: m["mountPath"] for m in main_container(statefulset).get("volumeMounts", [])
+        }
+        if not any(mounts.get(claim) == "/data/db" for claim in claims):
+            problems.append(f"{service}: {service_name} keeps /data/db on no persistent volume")
+    client = find(objects, "Deployment", "client")
+    if client is not None:
+        env = container_env(main_container(client), objects)
+        for name in ("MONGO_URL", "NATS_URL"):
+            if name in env:
+                problems.append(f"client: has {name}, but the client owns no data and no bus")
+    return problems
+
+
+def nats_problems(objects: list[Manifest]) -> list[str]:
+    """A 3-node JetStream cluster with storage, fsync on every write, health probes, and the
+    services told to replicate the stream on every node."""
+    statefulset = find(objects, "StatefulSet", "nats")
+    if statefulset is None:
+        return ["no NATS StatefulSet"]
+    problems = []
+    replicas = statefulset["spec"].get("replicas", 1)
+    if replicas != 3:
+        problems.append(f"NATS has {replicas} nodes, not 3")
+    if not statefulset["spec"].get("volumeClaimTemplates"):
+        problems.append("NATS stores JetStream on no persistent volume")
+    container = main_container(statefulset)
+    for probe_name in ("livenessProbe", "readinessProbe"):
+        get = container.get(probe_name, {}).get("httpGet", {})
+        if get.get("path") != "/healthz?js-enabled-only=true":
+            problems.append(f"NATS {probe_name} does not ask /healthz?js-enabled-only=true")
+        if _port_number(container, get.get("port", "")) != 8222:
+            problems.append(f"NATS {probe_name} is not on the monitoring port 8222")
+    config_volume = next(
+        (v for v in pod_spec(statefulset).get("volumes", []) if "configMap" in v), None
+    )
+    config = (
+        find(objects, "ConfigMap", config_volume["configMap"]["name"]) if config_volume else None
+    )
+    text = next(iter((config or {}).get("data", {}).values()), "")
+    jetstream = re.search(r"jetstream\s*\{(.*?)\}", text, re.S)
+    if jetstream is None:
+        problems.append("NATS config has no jetstream block")
+    elif not re.search(r"^\s*sync_interval:\s*always\s*$", jetstream.group(1), re.M):
+        problems.append("NATS JetStream does not fsync every write (sync_interval: always)")
+    headless = statefulset["spec"].get("serviceName")
+    routes = set(re.findall(r"nats://([\w.-]+):6222", text))
+    wanted = {f"nats-{i}.{headless}" for i in range(replicas)}
+    if routes != wanted:
+        problems.append(f"NATS cluster routes {sorted(routes)} are not the nodes {sorted(wanted)}")
+    for deployment in of_kind(objects, "Deployment"):
+        env = container_env(main_container(deployment), objects)
+        if "NATS_URL" not in env:
+            continue
+        stream = env.get("NATS_STREAM_REPLICAS")
+        if stream is None or stream.value != str(replicas):
+            problems.append(f"{label(deployment)}: NATS_STREAM_REPLICAS is not {replicas}")
+        host = urlsplit(env["NATS_URL"].value or "").hostname or ""
+        nats_service = find(objects, "Service", host.split(".")[0])
+        if nats_service is None or 4222 not in [p["port"] for p in nats_service["spec"]["ports"]]:
+            problems.append(f"{label(deployment)}: NATS_URL host {host} is no NATS Service")
+    return problems
+
+
+# -------------------------------------------------------------------------------------- routing
+
+
+def _service_port_ok(objects: list[Manifest], name: str, port: Manifest | int | None) -> bool:
+    service = find(objects, "Service", name)
+    if service is None:
+        return False
+    for declared in service["spec"].get("ports", []):
+        if isinstance(port, dict) and (
+            declared.get("name") == port.get("name") or declared["port"] == port.get("number")
+        ):
+            return True
+        if isinstance(port, int) and declared["port"] == port:
+            return True
+    return False
+
+
+def ingress_problems(objects: list[Manifest], routes: Iterable[Route] = ROUTES) -> list[str]:
+    """The Ingress routes exactly `routes` (prefix -> service) for the host, over TLS."""
+    ingresses = of_kind(objects, "Ingress")
+    if len(ingresses) != 1:
+        return [f"{len(ingresses)} Ingresses, expected one"]
+    spec = ingresses[0]["spec"]
+    problems = []
+    if spec.get("ingressClassName") != "nginx":
+        problems.append("the Ingress is not for ingress-nginx (ingressClassName: nginx)")
+    tls = spec.get("tls", [])
+    if not any(HOST in t.get("hosts", []) and t.get("secretName") == "ticketing-tls" for t in tls):
+        problems.append(f"the Ingress has no TLS for {HOST} with Secret ticketing-tls")
+    table: dict[str, str] = {}
+    for rule in spec.get("rules", []):
+        if rule.get("host") != HOST:
+            problems.append(f"an Ingress rule is for host {rule.get('host')}, not {HOST}")
+        for path in rule.get("http", {}).get("paths", []):
+            if path.get("pathType") != "Prefix":
+                problems.append(f"Ingress path {path.get('path')} is {path.get('pathType')}")
+            backend = path["backend"]["service"]
+            table[path["path"]] = backend["name"]
+            if not _service_port_ok(objects, backend["name"], backend.get("port")):
+                problems.append(f"Ingress path {path['path']} goes to no port of {backend['name']}")
+    problems += _compare_routes("Ingress", table, routes)
+    return problems
+
+
+def httproute_problems(objects: list[Manifest], routes: Iterable[Route] = ROUTES) -> list[str]:
+    """The Gateway terminates TLS for the host, and its HTTPRoute routes exactly `routes`."""
+    problems = []
+    gateways = of_kind(objects, "Gateway")
+    if len(gateways) != 1:
+        return [f"{len(gateways)} Gateways, expected one"]
+    gateway = gateways[0]
+    listeners = {item["name"]: item for item in gateway["spec"]["listeners"]}
+    https = [item for item in listeners.values() if item["protocol"] == "HTTPS"]
+    if not any(
+        item.get("hostname") == HOST
+        and any(ref["name"] == "ticketing-tls" for ref in item["tls"].get("certificateRefs", []))
+        for item in https
+    ):
+        problems.append(f"the Gateway has no HTTPS listener for {HOST} with ticketing-tls")
+    if of_kind(objects, "Ingress"):
+        problems.append("the Gateway variant still has an Ingress")
+    table: dict[str, str] = {}
+    for route in of_kind(objects, "HTTPRoute"):
+        parents = route["spec"].get("parentRefs", [])
+        if not all(p["name"] == gateway["metadata"]["name"] for p in parents):
+            problems.append(f"{label(route)} is attached to another Gateway")
+        sections = {p.get("sectionName") for p in parents}
+        if not sections.issubset(listeners):
+            problems.append(f"{label(route)} names listeners {sections} the Gateway lacks")
+        if HOST not in route["spec"].get("hostnames", []):
+            problems.append(f"{label(route)} is not for {HOST}")
+        serves_https = any(listeners.get(s, {}).get("protocol") == "HTTPS" for s in sections)
+        for rule in route["spec"].get("rules", []):
+            backends = rule.get("backendRefs", [])
+            if not serves_https:
+                if backends:
+                    problems.append(f"{label(route)} serves backends over plain HTTP")
+                continue
+            for match in rule.get("matches", []):
+                path = match.get("path", {})
+                if path.get("type") != "PathPrefix":
+                    problems.append(f"{label(route)}: {path.get('value')} is {path.get('type')}")
+                if len(backends) != 1:
+                    problems.append(
+                        f"{label(route)}: {path.get('value')} has {len(backends)} backends"
+                    )
+                    continue
+                table[path.get("value", "/")] = backends[0]["name"]
+                if not _service_port_ok(objects, backends[0]["name"], backends[0].get("port")):
+                    problems.append(f"{label(route)}: {path.get('value')} goes to no Service port")
+    problems += _compare_routes("HTTPRoute", table, routes)
+    return problems
+
+
+def _compare_routes(what: str, table: dict[str, str], routes: Iterable[Route]) -> list[str]:
+    wanted = {route.prefix: route.service for route in routes}
+    problems = []
+    for prefix, service in sorted(wanted.items()):
+        if prefix not in table:
+            problems.append(f"{what} does not route {prefix} (make up sends it to {service})")
+        elif table[prefix] != service:
+            problems.append(f"{what} sends {prefix} to {table[prefix]}, make up to {service}")
+    for prefix in sorted(set(table) - set(wanted)):
+        problems.append(f"{what} routes {prefix}, which make up does not")
+    return problems
+
+
+# ---------------------------------------------------------------------------------- Dockerfiles
+
+
+@dataclass
+class Stage:
+    name: str
+    base: str
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def all(self, instruction: str) -> list[str]:
+        return [args for name, args in self.instructions if name == instruction]
+
+
+def dockerfile_stages(text: str) -> tuple[dict[str, str], list[Stage]]:
+    """The global ARG defaults and the stages of a Dockerfile (continuations joined)."""
+    joined = re.sub(r"\\\n", " ", text)
+    args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for raw in joined.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        instruction, _, rest = line.partition(" ")
+        instruction, rest = instruction.upper(), rest.strip()
+        if instruction == "FROM":
+            parts = rest.split()
+            name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else str(len(stages))
+            stages.append(Stage(name=name, base=parts[0]))
+        elif stages:
+            stages[-1].instructions.append((instruction, rest))
+        elif instruction == "ARG" and "=" in rest:
+            key, _, value = rest.partition("=")
+            args[key] = value
+    return args, stages
+
+
+def _command(args: str) -> list[str]:
+    try:
+        parsed = json.loads(args)
+    except json.JSONDecodeError:
+        return shlex.split(args)
+    if isinstance(parsed, list) and all(isinstance(part, str) for part in parsed):
+        return parsed
+    return shlex.split(args)
+
+
+def _lineage(stage: Stage, stages: dict[str, Stage]) -> list[Stage]:
+    chain = [stage]
+    while chain[-1].base in stages:
+        chain.append(stages[chain[-1].base])
+    return chain
+
+
+def dockerfile_problems(service: str, text: str, dev_sources: str = "/tmp/src") -> list[str]:
+    """The image recipe: locked dependencies first, then only common and this service; a final
+    stage from a slim Python image with the virtual environment only, no uv or build tools, a
+    non-root user, and uvicorn serving the service's factory on the container port."""
+    factory = next(s.factory for s in SERVICES if s.name == service)
+    args, stage_list = dockerfile_stages(text)
+    stages = {stage.name: stage for stage in stage_list}
+    problems = []
+    if not stage_list:
+        return [f"{service}: no stages"]
+    final = stage_list[-1]
+    lineage = _lineage(final, stages)
+    root_image = lineage[-1].base
+    for key, value in args.items():
+        root_image = root_image.replace("${" + key + "}", value)
+    if not re.fullmatch(r"python:3\.\d+(\.\d+)?-slim(-\w+)?", root_image):
+        problems.append(f"{service}: the final image is based on {root_image}, not a slim Python")
+    for stage in lineage:
+        for instruction, args_text in stage.instructions:
+            if instruction == "RUN" and re.search(r"\b(uv|pip|apt-get|apk|gcc|make)\b", args_text):
+                problems.append(f"{service}: the final image runs build tooling: {args_text}")
+            if instruction == "COPY" and "--from=" in args_text:
+                source = re.search(r"--from=(\S+)", args_text)
+                if source and (
+                    source.group(1) not in stages or args_text.split()[-2:] != ["/app/.venv"] * 2
+                ):
+                    problems.append(f"{service}: the final image copies {args_text}")
+    users = [u for stage in lineage for u in stage.all("USER")]
+    if not users or users[-1].split(":")[0] in {"0", "root"}:
+        problems.append(f"{service}: the final image runs as root")
+    problems += _cmd_problems(service, factory, final, reload=False)
+
+    build = stages.get("build")
+    if build is None:
+        return [*problems, f"{service}: no build stage"]
+    runs = [(i, a) for i, (n, a) in enumerate(build.instructions) if n == "RUN"]
+    copies = [(i, a) for i, (n, a) in enumerate(build.instructions) if n == "COPY"]
+    deps = [i for i, a in runs if "uv sync" in a and "--no-install-workspace" in a]
+    project = [i for i, a in runs if "uv sync" in a and "--no-editable" in a]
+    sources = [
+        (i, a.split()[0])
+        for i, a in copies
+        if not a.split()[0].endswith(("pyproject.toml", "uv.lock")) and "--from" not in a
+    ]
+    for _, args_text in runs:
+        if "uv sync" in args_text and (
+            "--locked" not in args_text or f"--package {service}" not in args_text
+        ):
+            problems.append(f"{service}: `{args_text}` is not a locked sync of {service}")
+    if not deps:
+        problems.append(f"{service}: no dependency layer (uv sync --no-install-workspace)")
+    if not project:
+        problems.append(f"{service}: the service is not installed non-editable")
+    copied = {src.rstrip("/") for _, src in sources}
+    if copied != {"common", service}:
+        problems.append(
+            f"{service}: the build copies {sorted(copied)}, not just common and {service}"
+        )
+    if deps and sources and min(i for i, _ in sources) < deps[0]:
+        problems.append(f"{service}: sources are copied before the dependency layer")
+
+    dev = stages.get("dev")
+    if dev is None:
+        problems.append(f"{service}: no dev stage for skaffold dev")
+    else:
+        env = " ".join(dev.all("ENV"))
+        if f"PYTHONPATH={dev_sources}" not in env:
+            problems.append(f"{service}: the dev stage does not import from {dev_sources}")
+        problems += _cmd_problems(service, factory, dev, reload=True)
+    return problems
+
+
+def _cmd_problems(service: str, factory: str, stage: Stage, *, reload: bool) -> list[str]:
+    commands = stage.all("CMD")
+    if not commands:
+        return [f"{service}: the {stage.name} stage has no CMD"]
+    command = _command(commands[-1])
+    if command[:2] == ["sh", "-c"]:
+        command = shlex.split(command[2].split("exec ", 1)[-1])
+    problems = []
+    if command[:1] != ["uvicorn"] or factory not in command or "--factory" not in command:
+        problems.append(f"{service}: the {stage.name} stage does not serve {factory} with uvicorn")
+    if "--port" not in command or command[command.index("--port") + 1] != str(CONTAINER_PORT):
+        problems.append(f"{service}: the {stage.name} stage does not listen on {CONTAINER_PORT}")
+    if reload != ("--reload" in command):
+        problems.append(
+            f"{service}: the {stage.name} stage {'lacks' if reload else 'has'} --reload"
+        )
+    return problems
+
+
+def hadolint(paths: list[Path]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tool("hadolint"), "--no-color", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+# ------------------------------------------------------------------------------------- skaffold
+
+
+def skaffold_problems(config: Manifest, objects: list[Manifest]) -> list[str]:
+    """skaffold.yaml: valid against the v4beta14 schema, an artifact per service image both for
+    `skaffold run` and the dev profile (which syncs .py files into the dev stage's sources), and
+    manifests through kustomize."""
+    validator = jsonschema.Draft7Validator(load_json(SKAFFOLD_SCHEMA))
+    problems = [
+        f"skaffold.yaml: {'.'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(config)
+    ]
+    if config.get("apiVersion") != "skaffold/v4beta14" or config.get("kind") != "Config":
+        problems.append("skaffold.yaml is not apiVersion skaffold/v4beta14, kind Config")
+    if problems:
+        return problems
+    for path in config.get("manifests", {}).get("kustomize", {}).get("paths", []):
+        if not (REPO_ROOT / path / "kustomization.yaml").exists():
+            problems.append(f"skaffold.yaml: kustomize path {path} has no kustomization.yaml")
+    if not config.get("manifests", {}).get("kustomize", {}).get("paths"):
+        problems.append("skaffold.yaml: manifests are not rendered with kustomize")
+    wanted = {IMAGE_PREFIX + s.name: s.name for s in SERVICES}
+    main = {a["image"]: a for a in config.get("build", {}).get("artifacts", [])}
+    problems += _artifact_problems("build", main, wanted, target="runtime")
+    dev_profiles = [
+        p
+        for p in config.get("profiles", [])
+        if any(a.get("command") == "dev" for a in p.get("activation", []))
+    ]
+    if not dev_profiles:
+        problems.append("skaffold.yaml: no profile is activated by `skaffold dev`")
+    for profile in dev_profiles:
+        dev = {a["image"]: a for a in profile.get("build", {}).get("artifacts", [])}
+        problems += _artifact_problems(f"profile {profile['name']}", dev, wanted, target="dev")
+        for image, service in wanted.items():
+            rules = dev.get(image, {}).get("sync", {}).get("manual", [])
+            synced = {(r["src"], r["dest"], r.get("strip")) for r in rules}
+            for package in ("common", service):
+                rule = (f"{package}/src/**/*.py", "/tmp/src", f"{package}/src/")
+                if rule not in synced:
+                    problems.append(f"skaffold dev does not sync {package}'s .py files for {image}")
+    used = {
+        c["image"]
+        for workload in of_kind(objects, "Deployment") + of_kind(objects, "StatefulSet")
+        for c in pod_spec(workload)["containers"]
+        if c["image"].startswith(IMAGE_PREFIX)
+    }
+    for image in sorted(used - set(main)):
+        problems.append(f"skaffold.yaml: no artifact builds {image}, which a Deployment runs")
+    for image in sorted(set(main) - used):
+        problems.append(f"skaffold.yaml: {image} is built but no Deployment runs it")
+    return problems
+
+
+def _artifact_problems(
+    where: str, artifacts: dict[str, Manifest], wanted: dict[str, str], target: str
+) -> list[str]:
+    problems = []
+    for image, service in wanted.items():
+        artifact = artifacts.get(image)
+        if artifact is None:
+            problems.append(f"skaffold.yaml {where}: no artifact for {image}")
+            continue
+        docker = artifact.get("docker", {})
+        if (
+            artifact.get("context", ".") != "."
+            or docker.get("dockerfile") != f"{service}/Dockerfile"
+        ):
+            problems.append(
+                f"skaffold.yaml {where}: {image} is not built from {service}/Dockerfile"
+            )
+        if docker.get("target") != target:
+            problems.append(f"skaffold.yaml {where}: {image} builds stage {docker.get('target')}")
+    return problems

@@ -1,0 +1,259 @@
+"""The kustomize base and its Gateway variant render, pass strict schemas, and run safely."""
+
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from infra_checks import (
+    KUBERNETES_VERSION,
+    REPO_ROOT,
+    Manifest,
+    find,
+    kustomize,
+    main_container,
+    mongo_problems,
+    nats_problems,
+    replica_problems,
+    schema_problems,
+    security_problems,
+    tool,
+)
+
+
+def mutated(objects: list[Manifest], kind: str, name: str) -> tuple[list[Manifest], Manifest]:
+    """A deep copy of the rendered objects and, in it, the object to break."""
+    broken = copy.deepcopy(objects)
+    target = find(broken, kind, name)
+    assert target is not None, f"{kind}/{name} is not rendered"
+    return broken, target
+
+
+def test_base_renders_every_service_and_its_storage(base_objects: list[Manifest]) -> None:
+    kinds = {(obj["kind"], obj["metadata"]["name"]) for obj in base_objects}
+    for service in ("auth", "tickets", "orders", "expiration", "payments", "client"):
+        assert ("Deployment", service) in kinds
+        assert ("Service", service) in kinds
+    for service in ("auth", "tickets", "orders", "expiration", "payments"):
+        assert ("StatefulSet", f"{service}-mongo") in kinds
+    assert ("StatefulSet", "nats") in kinds
+    assert ("Ingress", "ticketing") in kinds
+    assert all(
+        obj["metadata"].get("namespace") == "gittix"
+        for obj in base_objects
+        if obj["kind"] != "Namespace"
+    )
+
+
+def test_kustomize_fails_on_a_broken_base(tmp_path: Path) -> None:
+    infra = tmp_path / "infra"
+    shutil.copytree(REPO_ROOT / "infra", infra)
+    (infra / "k8s" / "orders.yaml").unlink()
+    with pytest.raises(RuntimeError, match=r"orders\.yaml"):
+        kustomize(infra / "k8s")
+
+
+def test_every_rendered_object_passes_strict_schemas(
+    base_objects: list[Manifest], gateway_objects: list[Manifest]
+) -> None:
+    assert schema_problems(base_objects) == []
+    assert schema_problems(gateway_objects) == []
+
+
+def test_kubernetes_validate_cli_accepts_the_base(
+    base_objects: list[Manifest], tmp_path: Path
+) -> None:
+    rendered = tmp_path / "base.yaml"
+    rendered.write_text(yaml.safe_dump_all(base_objects))
+    result = subprocess.run(
+        [tool("kubernetes-validate"), "--strict", "-k", KUBERNETES_VERSION, str(rendered)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # A WARN means a kind it has no schema for: the base uses built-in kinds only.
+    assert "WARN" not in result.stdout and "ERROR" not in result.stdout
+
+
+def test_kubernetes_validate_cli_rejects_a_typo(
+    base_objects: list[Manifest], tmp_path: Path
+) -> None:
+    broken, deployment = mutated(base_objects, "Deployment", "orders")
+    main_container(deployment)["imagePullPolcy"] = "Always"
+    rendered = tmp_path / "broken.yaml"
+    rendered.write_text(yaml.safe_dump_all(broken))
+    result = subprocess.run(
+        [tool("kubernetes-validate"), "--strict", "-k", KUBERNETES_VERSION, str(rendered)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "imagePullPolcy" in result.stdout
+
+
+def test_a_typoed_field_is_rejected(base_objects: list[Manifest]) -> None:
+    broken, deployment = mutated(base_objects, "Deployment", "tickets")
+    main_container(deployment)["readinessProbe"]["httpGet"]["paht"] = "/readyz"
+    assert any("paht" in problem for problem in schema_problems(broken))
+
+
+def test_a_wrong_type_is_rejected(base_objects: list[Manifest]) -> None:
+    broken, deployment = mutated(base_objects, "Deployment", "auth")
+    deployment["spec"]["replicas"] = "2"
+    assert any("replicas" in problem for problem in schema_problems(broken))
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "api_version"),
+    [
+        ("PodDisruptionBudget", "auth", "policy/v1beta1"),
+        ("Ingress", "ticketing", "extensions/v1beta1"),
+        ("StatefulSet", "nats", "apps/v1beta2"),
+    ],
+)
+def test_a_removed_api_is_rejected(
+    base_objects: list[Manifest], kind: str, name: str, api_version: str
+) -> None:
+    broken, target = mutated(base_objects, kind, name)
+    target["apiVersion"] = api_version
+    assert f"{kind}/{name}: no {api_version} {kind} in Kubernetes {KUBERNETES_VERSION}" in (
+        schema_problems(broken)
+    )
+
+
+def test_an_unknown_builtin_kind_is_rejected(base_objects: list[Manifest]) -> None:
+    broken, target = mutated(base_objects, "Deployment", "payments")
+    target["kind"] = "Deploymnet"
+    assert any("Deploymnet" in problem for problem in schema_problems(broken))
+
+
+def test_a_typo_in_the_gateway_is_rejected(gateway_objects: list[Manifest]) -> None:
+    broken, gateway = mutated(gateway_objects, "Gateway", "ticketing")
+    gateway["spec"]["gatewayClass"] = gateway["spec"].pop("gatewayClassName")
+    problems = schema_problems(broken)
+    assert any("gatewayClass" in problem for problem in problems)
+
+
+def test_a_bad_httproute_is_rejected(gateway_objects: list[Manifest]) -> None:
+    broken, route = mutated(gateway_objects, "HTTPRoute", "ticketing")
+    del route["spec"]["rules"][0]["backendRefs"][0]["port"]
+    route["spec"]["rules"][1]["matches"][0]["path"]["type"] = "Prefix"
+    problems = schema_problems(broken)
+    assert any("'port' is a required property" in p for p in problems)
+    assert any("'Prefix' is not one of" in p for p in problems)
+
+
+def test_workloads_are_locked_down(base_objects: list[Manifest]) -> None:
+    assert security_problems(base_objects) == []
+    assert replica_problems(base_objects) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "breakage", "expected"),
+    [
+        (
+            "Deployment",
+            "orders",
+            lambda w: main_container(w)["securityContext"].update(readOnlyRootFilesystem=False),
+            "Deployment/orders: the root filesystem is writable",
+        ),
+        (
+            "StatefulSet",
+            "auth-mongo",
+            lambda w: w["spec"]["template"]["spec"]["securityContext"].pop("runAsNonRoot"),
+            "StatefulSet/auth-mongo: runAsNonRoot is not set",
+        ),
+        (
+            "Deployment",
+            "client",
+            lambda w: main_container(w)["resources"].pop("limits"),
+            "Deployment/client: no memory limits",
+        ),
+        (
+            "Deployment",
+            "payments",
+            lambda w: main_container(w).pop("lifecycle"),
+            "Deployment/payments: no preStop hook to drain connections",
+        ),
+        (
+            "Deployment",
+            "tickets",
+            lambda w: main_container(w).update(volumeMounts=[]),
+            "Deployment/tickets: no emptyDir at /tmp",
+        ),
+    ],
+)
+def test_an_unsafe_workload_is_rejected(
+    base_objects: list[Manifest], kind: str, name: str, breakage: object, expected: str
+) -> None:
+    broken, workload = mutated(base_objects, kind, name)
+    breakage(workload)  # type: ignore[operator]
+    assert expected in security_problems(broken)
+
+
+def test_a_replicated_service_without_disruption_budget_is_rejected(
+    base_objects: list[Manifest],
+) -> None:
+    broken = [
+        obj
+        for obj in copy.deepcopy(base_objects)
+        if not (obj["kind"] == "PodDisruptionBudget" and obj["metadata"]["name"] == "expiration")
+    ]
+    assert "Deployment/expiration: several replicas but no PodDisruptionBudget" in (
+        security_problems(broken)
+    )
+    broken, deployment = mutated(base_objects, "Deployment", "expiration")
+    deployment["spec"]["replicas"] = 1
+    assert replica_problems(broken) == ["expiration: 1 replicas"]
+
+
+def test_each_data_service_has_its_own_mongodb(base_objects: list[Manifest]) -> None:
+    assert mongo_problems(base_objects) == []
+
+
+def test_a_shared_or_unbacked_mongodb_is_rejected(base_objects: list[Manifest]) -> None:
+    broken, tickets = mutated(base_objects, "Deployment", "tickets")
+    for item in main_container(tickets)["env"]:
+        if item["name"] == "MONGO_URL":
+            item["value"] = "mongodb://auth-mongo:27017"
+    problems = mongo_problems(broken)
+    assert "tickets: shares MongoDB auth-mongo with auth" in problems
+    assert "tickets: MONGO_URL points at auth-mongo, not its own tickets-mongo" in problems
+
+    broken, mongo = mutated(base_objects, "StatefulSet", "orders-mongo")
+    mongo["spec"].pop("volumeClaimTemplates")
+    assert "orders: orders-mongo keeps /data/db on no persistent volume" in mongo_problems(broken)
+
+
+def test_nats_is_a_durable_three_node_jetstream_cluster(base_objects: list[Manifest]) -> None:
+    assert nats_problems(base_objects) == []
+
+
+def test_a_weakened_nats_is_rejected(base_objects: list[Manifest]) -> None:
+    broken, nats = mutated(base_objects, "StatefulSet", "nats")
+    nats["spec"]["replicas"] = 1
+    assert "NATS has 1 nodes, not 3" in nats_problems(broken)
+
+    config_name = next(
+        v["configMap"]["name"]
+        for v in nats["spec"]["template"]["spec"]["volumes"]
+        if "configMap" in v
+    )
+    broken, config = mutated(base_objects, "ConfigMap", config_name)
+    config["data"]["nats.conf"] = config["data"]["nats.conf"].replace("sync_interval: always", "")
+    assert "NATS JetStream does not fsync every write (sync_interval: always)" in (
+        nats_problems(broken)
+    )
+
+    broken, nats = mutated(base_objects, "StatefulSet", "nats")
+    main_container(nats)["readinessProbe"]["httpGet"]["path"] = "/healthz"
+    assert "NATS readinessProbe does not ask /healthz?js-enabled-only=true" in nats_problems(broken)
+
+    shared = next(o for o in base_objects if o["metadata"]["name"].startswith("ticketing-config"))
+    broken, config = mutated(base_objects, "ConfigMap", shared["metadata"]["name"])
+    config["data"]["NATS_STREAM_REPLICAS"] = "1"
+    assert "Deployment/orders: NATS_STREAM_REPLICAS is not 3" in nats_problems(broken)
