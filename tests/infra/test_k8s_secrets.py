@@ -117,3 +117,46 @@ def test_print_writes_a_list_kubectl_applies(
     stripe = secret_data(rendered["items"], "stripe")
     # No publishable key given: the client's optional reference stays unset (test cards).
     assert stripe == {"secret-key": b"sk_test_offline"}
+
+
+def test_apply_creates_the_namespace_then_applies_the_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A stand-in kubectl that records what it is asked: no cluster is touched.
+    record = tmp_path / "calls"
+    fake = tmp_path / "bin" / "kubectl"
+    fake.parent.mkdir()
+    fake.write_text(
+        f'#!/bin/sh\necho "$@" >> {record}\nif [ "$3" = "-" ]; then cat >> {record}; fi\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    monkeypatch.setenv("TICKETING_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_offline")
+    assert k8s_secrets.main([]) == 0
+    calls = record.read_text()
+    first, second = calls.splitlines()[:2]
+    assert first == f"apply -f {k8s_secrets.NAMESPACE_MANIFEST}"
+    assert second == "apply -f -"
+    applied = json.loads(calls.split("apply -f -\n", 1)[1])
+    assert {i["metadata"]["name"] for i in applied["items"]} == {
+        "jwt-public-key",
+        "jwt-private-key",
+        "stripe",
+        "ticketing-tls",
+    }
+    assert "Trust the development CA" in capsys.readouterr().out
+
+
+def test_a_failing_kubectl_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = tmp_path / "bin" / "kubectl"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'The connection to the server was refused' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    monkeypatch.setenv("TICKETING_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_offline")
+    assert k8s_secrets.main([]) == 1
+    assert "kubectl failed" in capsys.readouterr().err

@@ -18,9 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devserver.certs import ensure_ca, server_certificate
 from devserver.keys import ensure_jwt_keys
+from devserver.system import repo_root, trust_instructions
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-NAMESPACE_MANIFEST = REPO_ROOT / "infra" / "k8s" / "namespace.yaml"
+NAMESPACE_MANIFEST = repo_root() / "infra" / "k8s" / "namespace.yaml"
 
 NAMESPACE = "gittix"
 HOST = "ticketing.localhost"
@@ -39,7 +39,8 @@ class K8sSecretsSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    ticketing_data_dir: Path = Path(".data")
+    # Unset: `make up`'s own data dir, so the cluster gets the CA and keys it already uses.
+    ticketing_data_dir: Path = repo_root() / ".data"
     stripe_secret_key: str | None = None
     stripe_publishable_key: str | None = None
 
@@ -148,11 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make k8s-secrets: kubectl failed ({error.returncode})", file=sys.stderr)
         return 1
     ca_cert, _ = ensure_ca(settings.ticketing_data_dir)
-    print(
-        f"Secrets applied in namespace {NAMESPACE}. Trust the development CA once so\n"
-        f"https://{HOST} shows no warning: {ca_cert.resolve()}\n"
-        "(the same CA `make up` prints instructions for)."
-    )
+    print(f"Secrets applied in namespace {NAMESPACE} for https://{HOST}.")
+    print(trust_instructions(ca_cert.resolve()))
     return 0
 
 
