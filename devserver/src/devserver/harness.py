@@ -1,0 +1,131 @@
+"""The whole system for end-to-end tests: `System` exactly as `make up` runs it, on free ports.
+
+e2e/conftest.py turns this into the `system` fixture; tests may import `RunningSystem` for types.
+"""
+
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from devserver.routing import SERVICES
+from devserver.system import System, SystemConfig
+
+
+@dataclass
+class RunningSystem:
+    """A started system. Talk to it over HTTPS like a browser would:
+
+    >>> async with system.client() as http:
+    ...     await http.get("/api/users/currentuser")
+    """
+
+    system: System
+    base_url: str  # https://localhost:<port>, the entry point
+    ca_path: Path  # the development CA: verify=ssl.create_default_context(cafile=ca_path)
+    nats_url: str  # the system's NATS, for tests that watch or publish events
+    data_dir: Path  # keys/, certs/, nats/, logs/<process>.log
+
+    @property
+    def url(self) -> str:
+        """The entry point's base URL (same as base_url)."""
+        return self.base_url
+
+    @property
+    def ca_cert(self) -> Path:
+        """The development CA's certificate (same as ca_path)."""
+        return self.ca_path
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_path)
+
+    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """A new HTTPS client (own cookie jar = one browser/user) for the entry point."""
+        kwargs.setdefault("timeout", 30.0)
+        return httpx.AsyncClient(base_url=self.base_url, verify=self.ssl_context(), **kwargs)
+
+    def service_url(self, name: str) -> str:
+        """A service's own plain-HTTP address, bypassing the entry point."""
+        return self.system.service_url(name)
+
+    @property
+    def services(self) -> list[str]:
+        """The services that are running (those whose app module exists)."""
+        return list(self.system.services)
+
+    def restart(self, name: str) -> None:
+        """Stop one service gracefully (SIGTERM), start it again, wait until it is ready."""
+        self.system.restart_service(name)
+
+    def kill(self, name: str) -> None:
+        """Kill one service abruptly (SIGKILL), as a crash would. `start(name)` brings it back."""
+        self.system.kill_service(name)
+
+    def stop(self, name: str) -> None:
+        """Stop one service gracefully and leave it stopped."""
+        self.system.stop_service(name)
+
+    def start(self, name: str) -> None:
+        """Start a stopped or killed service again and wait until it answers /readyz."""
+        self.system.start_service(name)
+
+    def log(self, name: str) -> str:
+        """Everything one process has printed so far (e.g. "orders", "nats", "proxy")."""
+        path = self.data_dir / "logs" / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports (all held open at once, so none repeats)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@contextmanager
+def running_system(
+    data_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    services: frozenset[str] | None = None,
+) -> Iterator[RunningSystem]:
+    """Start the system on free ports with its state under data_dir; stop all of it after."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = data_dir / "logs"
+    log_dir.mkdir(exist_ok=True)
+    with (log_dir / "system.log").open("a") as output:
+        https, nats, stripe, mongo, *service_ports = free_ports(4 + len(SERVICES))
+        config = SystemConfig(
+            data_dir=data_dir,
+            https_port=https,
+            nats_port=nats,
+            stripe_port=stripe,
+            mongo_port=mongo,
+            service_ports={s.name: port for s, port in zip(SERVICES, service_ports, strict=True)},
+            env=dict(env or {}),
+            services=services,
+            output=output,
+        )
+        system = System(config)
+        system.start()
+        try:
+            assert system.ca_cert is not None
+            yield RunningSystem(
+                system=system,
+                base_url=system.url,
+                ca_path=system.ca_cert,
+                nats_url=system.nats_url,
+                data_dir=data_dir,
+            )
+        finally:
+            system.stop()

@@ -1,0 +1,55 @@
+"""End-to-end fixtures: the whole system, started exactly as `make up` starts it, on free ports.
+
+Use the `system` fixture (one system per test module; see devserver.harness.RunningSystem):
+
+    SYSTEM_ENV = {"ORDER_EXPIRATION_SECONDS": "3"}   # optional: extra env for every service
+    SYSTEM_SERVICES = {"auth", "tickets", "orders"}   # optional: start only these
+
+    async def test_signup(system: RunningSystem) -> None:
+        async with system.client() as browser:          # HTTPS, trusts the dev CA, own cookies
+            response = await browser.post("/api/users/signup", json={...})
+
+    system.restart("expiration") / system.kill("expiration") + system.start("expiration")
+    system.base_url (alias url), system.ca_path (alias ca_cert), system.nats_url,
+    system.service_url("orders")
+    system.log("orders")  # what that process printed; every log is under system.data_dir/logs
+
+Services whose app module does not exist yet are not started (`system.services` lists those
+that are). When a test fails, the tail of every process's output is attached to its report.
+"""
+
+from collections.abc import Iterator
+
+import pytest
+from devserver.harness import RunningSystem, running_system
+
+LOG_TAIL_LINES = 60
+
+
+@pytest.fixture(scope="module")
+def system(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningSystem]:
+    """The running system for this test module (state in a fresh temporary data dir)."""
+    env = dict(getattr(request.module, "SYSTEM_ENV", {}))
+    only = getattr(request.module, "SYSTEM_SERVICES", None)
+    data_dir = tmp_path_factory.mktemp("system")
+    with running_system(
+        data_dir, env=env, services=frozenset(only) if only is not None else None
+    ) as running:
+        yield running
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    running = getattr(item, "funcargs", {}).get("system")
+    if report.failed and isinstance(running, RunningSystem):
+        for path in sorted((running.data_dir / "logs").glob("*.log")):
+            if path.name == "system.log":
+                continue
+            tail = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            report.sections.append(
+                (f"{path.stem} log (last {LOG_TAIL_LINES} lines)", "\n".join(tail))
+            )
