@@ -1,0 +1,64 @@
+"""The e2e harness: the system on free ports, env overrides, and restarting one service."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from devserver.harness import RunningSystem, running_system
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
+    data_dir = tmp_path_factory.mktemp("harness")
+    with running_system(
+        data_dir, env={"ORDER_EXPIRATION_SECONDS": "3"}, services=frozenset({"auth", "client"})
+    ) as running:
+        yield running
+
+
+def environment_of(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    pairs = (entry.decode(errors="replace").partition("=") for entry in raw if entry)
+    return {name: value for name, _, value in pairs}
+
+
+async def test_entry_point_answers_over_https(system: RunningSystem) -> None:
+    async with system.client() as browser:
+        response = await browser.get("/api/users/currentuser")
+    assert response.json() == {"currentUser": None}
+    assert system.services == ["auth", "client"]
+
+
+def test_env_overrides_reach_services_and_only_auth_holds_the_private_key(
+    system: RunningSystem,
+) -> None:
+    pids = system.system.pids()
+    auth, client = environment_of(pids["auth"]), environment_of(pids["client"])
+    assert auth["ORDER_EXPIRATION_SECONDS"] == client["ORDER_EXPIRATION_SECONDS"] == "3"
+    assert auth["NATS_URL"] == system.nats_url
+    assert "PRIVATE KEY" in auth["JWT_PRIVATE_KEY"]
+    assert client.get("JWT_PRIVATE_KEY", "") == ""
+    assert "PUBLIC KEY" in client["JWT_PUBLIC_KEY"]
+
+
+async def test_a_killed_service_is_502_until_it_is_started_again(system: RunningSystem) -> None:
+    before = system.system.pids()["auth"]
+    system.kill("auth")
+    async with system.client() as browser:
+        down = await browser.get("/api/users/currentuser")
+        system.start("auth")
+        back = await browser.get("/api/users/currentuser")
+    assert down.status_code == 502
+    assert down.json() == {"errors": [{"message": "The auth service is unavailable"}]}
+    assert back.status_code == 200
+    assert system.system.pids()["auth"] != before
+
+
+async def test_restart_brings_a_service_back_ready(system: RunningSystem) -> None:
+    before = system.system.pids()["auth"]
+    system.restart("auth")
+    async with system.client() as browser:
+        response = await browser.get("/api/users/currentuser")
+    assert response.status_code == 200
+    assert system.system.pids()["auth"] != before
+    assert "Shutting down" in system.log("auth")  # it was stopped gracefully, not killed
