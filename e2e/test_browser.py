@@ -86,6 +86,7 @@ def browser(system: RunningSystem) -> Iterator[Browser]:
     # Fail, never skip: `.ci/run` installs Debian's chromium, so its absence is a broken setup.
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: install Debian's chromium package"
     spki = entry_point_spki(system.url, system.ca_cert)
+    expect.set_options(timeout=SETTLE_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
@@ -203,6 +204,7 @@ def test_a_seller_lists_a_ticket_and_a_second_person_buys_and_pays_for_it(
     expect(buyer.page.get_by_role("heading", name=title)).to_be_visible()
     buyer.page.get_by_role("link", name="Sign in to buy this ticket").click()
     expect(buyer.page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(buyer.nav.get_by_role("link", name="Sign up")).to_be_visible()
     screenshot(buyer.page, "sign-in")
     buyer.page.get_by_role("link", name="Create an account").click()
     buyer.fill_sign_up()
