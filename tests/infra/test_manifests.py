@@ -257,3 +257,45 @@ def test_a_weakened_nats_is_rejected(base_objects: list[Manifest]) -> None:
     broken, config = mutated(base_objects, "ConfigMap", shared["metadata"]["name"])
     config["data"]["NATS_STREAM_REPLICAS"] = "1"
     assert "Deployment/orders: NATS_STREAM_REPLICAS is not 3" in nats_problems(broken)
+
+
+def nats_config_text(objects: list[Manifest]) -> str:
+    nats = find(objects, "StatefulSet", "nats")
+    assert nats is not None
+    name = next(
+        volume["configMap"]["name"]
+        for volume in nats["spec"]["template"]["spec"]["volumes"]
+        if "configMap" in volume
+    )
+    config = find(objects, "ConfigMap", name)
+    assert config is not None
+    return str(config["data"]["nats.conf"])
+
+
+def nats_server_accepts(config: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`nats-server -t`: the real server parses the configuration the pods get."""
+    path = tmp_path / "nats.conf"
+    path.write_text(config)
+    return subprocess.run(
+        [tool("nats-server"), "--config", str(path), "-t"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"POD_NAME": "nats-0"},
+    )
+
+
+def test_nats_server_accepts_the_rendered_config(
+    base_objects: list[Manifest], tmp_path: Path
+) -> None:
+    result = nats_server_accepts(nats_config_text(base_objects), tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_nats_server_rejects_a_typo_in_the_config(
+    base_objects: list[Manifest], tmp_path: Path
+) -> None:
+    config = nats_config_text(base_objects).replace("sync_interval:", "sync_intervl:")
+    result = nats_server_accepts(config, tmp_path)
+    assert result.returncode != 0
+    assert "sync_intervl" in result.stdout + result.stderr
