@@ -64,6 +64,16 @@ class PaymentRequiredError(AppError):
     status_code = 402
 
 
+class TooManyRequestsError(AppError):
+    """Slow down (429); `retry_after_seconds` goes out as the Retry-After header."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class ServiceUnavailableError(AppError):
     """A dependency (Stripe, the database, the bus) cannot be reached right now (503)."""
 
@@ -97,7 +107,9 @@ def _describe(error: dict[str, Any]) -> dict[str, Any]:
     field = ".".join(location) if location else None
     if field and kind == "missing":
         message = f"{field} is required"
-    elif field:
+    elif field and kind != "value_error":
+        # A model-level message ("Input should be a valid string") needs the field to make sense;
+        # our own validators already word the message for a person.
         message = f"{field}: {message}"
     result: dict[str, Any] = {"message": message}
     if field:
@@ -107,7 +119,10 @@ def _describe(error: dict[str, Any]) -> dict[str, Any]:
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return error_response(exc.status_code, exc.errors())
+    response = error_response(exc.status_code, exc.errors())
+    if isinstance(exc, TooManyRequestsError):
+        response.headers["Retry-After"] = str(exc.retry_after_seconds)
+    return response
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -51,7 +51,8 @@ class EventRecorder:
                 return self.of_type(event_type, **match)[count - 1]
 
         try:
-            return await asyncio.wait_for(arrived(), timeout)
+            async with asyncio.timeout(timeout):
+                return await arrived()
         except TimeoutError:
             seen = [env.type for env, _ in self.received]
             raise AssertionError(

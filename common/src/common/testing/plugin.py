@@ -2,6 +2,9 @@
 
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
+
+import httpx
+from fastapi import FastAPI
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from common.auth import SESSION_COOKIE, sign_session
 from common.messaging import STREAM_NAME, ensure_stream
+from common.testing.app import http_client, running
 from common.testing.bus import EventRecorder, TestBus, subscribe_recorder
 from common.testing.processes import ManagedProcess, start_localstripe, start_nats_server
 
@@ -96,3 +100,22 @@ def session_cookie(jwt_keys: tuple[str, str]) -> Callable[..., dict[str, str]]:
         return {SESSION_COOKIE: sign_session(user_id=user_id, email=email, private_key=jwt_keys[0])}
 
     return make
+
+
+@pytest.fixture
+async def app(
+    app_factory: Callable[..., FastAPI], service_env: dict[str, str], database: Any, bus: TestBus
+) -> AsyncIterator[FastAPI]:
+    """The service under test, running (bus, outbox relay, listeners) on a clean database.
+
+    A service's conftest provides `app_factory` (its create_app).
+    """
+    async with running(app_factory(database=database)) as started:
+        yield started
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTPS client for the running app."""
+    async with http_client(app) as http:
+        yield http

@@ -1,0 +1,25 @@
+"""auth's app: create_app builds it (uvicorn --factory auth.app:create_app)."""
+
+from fastapi import FastAPI
+
+from auth import repository
+from auth.events import CONTRACT
+from auth.routes import router
+from auth.settings import Settings
+from common.mongo import Database
+from common.service import ServiceRuntime, create_service_app
+
+
+async def _setup(runtime: ServiceRuntime) -> None:
+    await repository.create_indexes(runtime.db)
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    return create_service_app(
+        contract=CONTRACT,
+        settings=settings or Settings(),  # type: ignore[call-arg]
+        routers=[router],
+        outbox_collections=[repository.USERS],
+        database=database,
+        setup=_setup,
+    )

@@ -1,0 +1,13 @@
+"""auth's fixtures: the common plugin's app/client/bus, built from auth's create_app."""
+
+from collections.abc import Callable
+
+import pytest
+from fastapi import FastAPI
+
+from auth.app import create_app
+
+
+@pytest.fixture
+def app_factory() -> Callable[..., FastAPI]:
+    return create_app
