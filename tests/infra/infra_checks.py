@@ -700,10 +700,7 @@ def skaffold_problems(config: Manifest, objects: list[Manifest]) -> list[str]:
     `skaffold run` and the dev profile (which syncs .py files into the dev stage's sources), and
     manifests through kustomize."""
     validator = jsonschema.Draft7Validator(load_json(SKAFFOLD_SCHEMA))
-    problems = [
-        f"skaffold.yaml: {'.'.join(map(str, e.absolute_path))}: {e.message}"
-        for e in validator.iter_errors(config)
-    ]
+    problems = [f"skaffold.yaml: {_deepest(e)}" for e in validator.iter_errors(config)]
     if config.get("apiVersion") != "skaffold/v4beta14" or config.get("kind") != "Config":
         problems.append("skaffold.yaml is not apiVersion skaffold/v4beta14, kind Config")
     if problems:
@@ -744,6 +741,13 @@ def skaffold_problems(config: Manifest, objects: list[Manifest]) -> list[str]:
     for image in sorted(set(main) - used):
         problems.append(f"skaffold.yaml: {image} is built but no Deployment runs it")
     return problems
+
+
+def _deepest(error: jsonschema.ValidationError) -> str:
+    # The schema is a tree of anyOf alternatives: the one that matched deepest is the one meant.
+    while error.context:
+        error = max(error.context, key=lambda e: len(e.absolute_path))
+    return f"{'.'.join(map(str, error.absolute_path))}: {error.message}"
 
 
 def _artifact_problems(

@@ -2,6 +2,7 @@
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -24,16 +25,30 @@ def test_skaffold_yaml_passes_every_check(skaffold: Manifest, base_objects: list
     assert skaffold_problems(skaffold, base_objects) == []
 
 
+@pytest.mark.parametrize(
+    ("path", "typo", "expected"),
+    [
+        (("build", "artifacts", 0, "docker"), "dockerfil", "build.artifacts.0.docker"),
+        (("build", "artifacts", 0), "contxt", "build.artifacts.0"),
+        (("profiles", 0, "build", "artifacts", 1, "sync", "manual", 0), "dst", "manual.0"),
+        (("profiles", 0, "activation", 0), "comand", "profiles.0.activation.0"),
+        ((), "manifest", "Additional properties are not allowed ('manifest'"),
+    ],
+)
 def test_a_typoed_field_is_rejected_by_the_schema(
-    skaffold: Manifest, base_objects: list[Manifest]
+    skaffold: Manifest,
+    base_objects: list[Manifest],
+    path: tuple[str | int, ...],
+    typo: str,
+    expected: str,
 ) -> None:
     broken = copy.deepcopy(skaffold)
-    broken["build"]["artifacts"][0]["docker"]["dockerfil"] = "auth/Dockerfile"
-    assert any("dockerfil" in p for p in skaffold_problems(broken, base_objects))
-
-    broken = copy.deepcopy(skaffold)
-    broken["manifest"] = broken.pop("manifests")
-    assert any("manifest" in p for p in skaffold_problems(broken, base_objects))
+    target: Any = broken
+    for step in path:
+        target = target[step]
+    target[typo] = "x"
+    problems = skaffold_problems(broken, base_objects)
+    assert any(expected in p and f"'{typo}'" in p for p in problems), problems
 
 
 def test_a_wrong_api_version_is_rejected(skaffold: Manifest, base_objects: list[Manifest]) -> None:
