@@ -12,6 +12,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -645,6 +646,13 @@ def dockerfile_problems(service: str, text: str, dev_sources: str = "/tmp/src") 
         problems.append(f"{service}: no dependency layer (uv sync --no-install-workspace)")
     if not project:
         problems.append(f"{service}: the service is not installed non-editable")
+    # `uv sync --locked` needs every workspace member's pyproject.toml, and nothing else.
+    manifests = {a.split()[0] for _, a in copies if a.split()[0].endswith("/pyproject.toml")}
+    members = {f"{m}/pyproject.toml" for m in workspace_members()}
+    if manifests != members:
+        problems.append(
+            f"{service}: the build copies {sorted(manifests)}, the workspace has {sorted(members)}"
+        )
     copied = {src.rstrip("/") for _, src in sources}
     if copied != {"common", service}:
         problems.append(
@@ -662,6 +670,12 @@ def dockerfile_problems(service: str, text: str, dev_sources: str = "/tmp/src") 
             problems.append(f"{service}: the dev stage does not import from {dev_sources}")
         problems += _cmd_problems(service, factory, dev, reload=True)
     return problems
+
+
+def workspace_members() -> list[str]:
+    root = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    members: list[str] = root["tool"]["uv"]["workspace"]["members"]
+    return members
 
 
 def _cmd_problems(service: str, factory: str, stage: Stage, *, reload: bool) -> list[str]:

@@ -85,6 +85,15 @@ def test_every_service_uses_the_same_recipe() -> None:
         ),
         (("--no-editable ", ""), "orders: the service is not installed non-editable"),
         (
+            ("COPY devserver/pyproject.toml devserver/pyproject.toml\n", ""),
+            "orders: the build copies ['auth/pyproject.toml', 'client/pyproject.toml', "
+            "'common/pyproject.toml', 'expiration/pyproject.toml', 'orders/pyproject.toml', "
+            "'payments/pyproject.toml', 'tickets/pyproject.toml'], the workspace has "
+            "['auth/pyproject.toml', 'client/pyproject.toml', 'common/pyproject.toml', "
+            "'devserver/pyproject.toml', 'expiration/pyproject.toml', 'orders/pyproject.toml', "
+            "'payments/pyproject.toml', 'tickets/pyproject.toml']",
+        ),
+        (
             ("ENV PYTHONPATH=/tmp/src", "ENV PYTHONPATH=/app/src"),
             "orders: the dev stage does not import from /tmp/src",
         ),
