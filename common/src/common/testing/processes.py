@@ -130,7 +130,7 @@ def start_localstripe(*, port: int | None = None, **kwargs: object) -> ManagedPr
     port = port or free_port()
     server = ManagedProcess(
         "localstripe",
-        [sys.executable, "-m", "localstripe", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "common.testing.localstripe_server", "--port", str(port)],
         port=port,
         **kwargs,  # type: ignore[arg-type]
     )
