@@ -1,4 +1,4 @@
-"""localstripe for tests, bound to 127.0.0.1 and kept in memory (`python -m common.testing.localstripe_server`).
+"""localstripe for tests on 127.0.0.1, in memory: python -m common.testing.localstripe_server.
 
 localstripe's own entry point has no --host flag (it listens on every interface) and shares one
 /tmp/localstripe.pickle between all its processes; parallel test sessions must not share state.
