@@ -404,7 +404,13 @@ class System:
             self.stripe_api_base = f"http://127.0.0.1:{cfg.stripe_port}"
             self._add_child(
                 "stripe",
-                [sys.executable, "-m", "common.testing.localstripe_server", "--port", str(cfg.stripe_port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "common.testing.localstripe_server",
+                    "--port",
+                    str(cfg.stripe_port),
+                ],
                 {"PYTHONUNBUFFERED": "1"},
                 ready_port=cfg.stripe_port,
             ).start()
