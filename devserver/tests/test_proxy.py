@@ -1,5 +1,6 @@
 """The HTTPS entry point against a tiny local upstream: what a browser sends arrives, and back."""
 
+import asyncio
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -154,3 +155,31 @@ async def test_service_not_running_is_502_in_the_error_format(proxy: httpx.Async
     response = await proxy.get("/api/orders/123")
     assert response.status_code == 502
     assert response.json() == {"errors": [{"message": "The orders service is not running"}]}
+
+
+async def test_expect_100_continue_is_answered_before_the_body(
+    proxy: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    # httpx never sends Expect; curl does for large bodies, so speak HTTP/1.1 by hand.
+    url = httpx.URL(str(proxy.base_url))
+    context = ssl.create_default_context(cafile=ensure_ca(tmp_path)[0])
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", url.port, ssl=context, server_hostname="localhost"
+    )
+    body = b'{"big": true}'
+    writer.write(
+        b"POST /api/users/upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Expect: 100-continue\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+    )
+    await writer.drain()
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+    assert interim.startswith(b"HTTP/1.1 100 Continue")
+    writer.write(body)
+    await writer.drain()
+    response = await asyncio.wait_for(reader.read(), timeout=5)
+    writer.close()
+    head, _, payload = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    echoed = json.loads(payload)
+    assert echoed["body"] == body.decode()
+    assert "expect" not in {name.lower() for name, _ in echoed["headers"]}

@@ -42,6 +42,8 @@ HOP_BY_HOP = frozenset(
         "Trailer",
         "Transfer-Encoding",
         "Upgrade",
+        # Answered here (100 Continue) before the body is read; the service gets the whole body.
+        "Expect",
     )
 )
 # This is the edge: what a client claims about forwarding is dropped and set from the socket.
@@ -150,6 +152,9 @@ class EntryPoint:
         headers["X-Forwarded-Proto"] = request.scheme
         headers["X-Forwarded-Host"] = request.host
         body: bytes | aiohttp.StreamReader | None = None
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            # curl and others wait for this before sending a large body.
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if request.body_exists:
             length = request.content_length
             if length is not None and length <= BUFFER_LIMIT:
