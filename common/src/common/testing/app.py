@@ -16,7 +16,8 @@ async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
 
 @asynccontextmanager
 async def http_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    # https so that the Secure session cookie travels as it does in a browser.
-    transport = httpx.ASGITransport(app=app)
+    # https so that the Secure session cookie travels as it does in a browser; a crash answers
+    # 500 in the error format as it would behind uvicorn (and is logged) instead of raising here.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
         yield client
