@@ -183,3 +183,13 @@ async def test_expect_100_continue_is_answered_before_the_body(
     echoed = json.loads(payload)
     assert echoed["body"] == body.decode()
     assert "expect" not in {name.lower() for name, _ in echoed["headers"]}
+
+
+async def test_head_keeps_the_length_of_the_body_it_does_not_send(
+    proxy: httpx.AsyncClient,
+) -> None:
+    full = await proxy.get("/api/users/cookies")
+    head = await proxy.head("/api/users/cookies")
+    assert head.status_code == 201
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(full.content))
