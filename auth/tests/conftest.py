@@ -3,9 +3,8 @@
 from collections.abc import Callable
 
 import pytest
-from fastapi import FastAPI
-
 from auth.app import create_app
+from fastapi import FastAPI
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Changing a password: the old one stops working, UserUpdated carries the new version."""
 
 import httpx
-
 from common.events import UserUpdated
 from common.testing import TestBus
 
@@ -9,7 +8,9 @@ from common.testing import TestBus
 async def test_password_change_publishes_user_updated_and_swaps_passwords(
     client: httpx.AsyncClient, bus: TestBus
 ) -> None:
-    signup = await client.post("/api/users/signup", json={"email": "ada@example.com", "password": "old-password"})
+    signup = await client.post(
+        "/api/users/signup", json={"email": "ada@example.com", "password": "old-password"}
+    )
     user_id = signup.json()["id"]
 
     response = await client.put(
@@ -22,8 +23,12 @@ async def test_password_change_publishes_user_updated_and_swaps_passwords(
     event = await bus.wait_for(UserUpdated, id=user_id)
     assert event.version == 1
     client.cookies.clear()
-    old = await client.post("/api/users/signin", json={"email": "ada@example.com", "password": "old-password"})
-    new = await client.post("/api/users/signin", json={"email": "ada@example.com", "password": "new-password"})
+    old = await client.post(
+        "/api/users/signin", json={"email": "ada@example.com", "password": "old-password"}
+    )
+    new = await client.post(
+        "/api/users/signin", json={"email": "ada@example.com", "password": "new-password"}
+    )
     assert (old.status_code, new.status_code) == (400, 200)
 
 
@@ -40,7 +45,9 @@ async def test_password_change_needs_a_session(client: httpx.AsyncClient) -> Non
 async def test_wrong_current_password_or_short_new_password_is_400(
     client: httpx.AsyncClient, bus: TestBus
 ) -> None:
-    await client.post("/api/users/signup", json={"email": "ada@example.com", "password": "old-password"})
+    await client.post(
+        "/api/users/signup", json={"email": "ada@example.com", "password": "old-password"}
+    )
 
     wrong = await client.put(
         "/api/users/currentuser/password",

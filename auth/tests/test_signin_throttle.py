@@ -4,7 +4,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-
 from common.types import utc_now
 
 WRONG = {"email": "ada@example.com", "password": "wrong-password"}
@@ -65,11 +64,15 @@ async def test_once_the_window_passes_the_owner_signs_in_and_the_count_resets(
 
 
 async def test_other_accounts_are_not_slowed_down(client: httpx.AsyncClient) -> None:
-    await client.post("/api/users/signup", json={"email": "bob@example.com", "password": "pw123456"})
+    await client.post(
+        "/api/users/signup", json={"email": "bob@example.com", "password": "pw123456"}
+    )
     client.cookies.clear()
     for _ in range(5):
         await client.post("/api/users/signin", json=WRONG)
 
-    response = await client.post("/api/users/signin", json={"email": "bob@example.com", "password": "pw123456"})
+    response = await client.post(
+        "/api/users/signin", json={"email": "bob@example.com", "password": "pw123456"}
+    )
 
     assert response.status_code == 200

@@ -4,7 +4,6 @@ import asyncio
 
 import httpx
 import pytest
-
 from common.events import UserCreated
 from common.testing import TestBus
 
@@ -27,7 +26,9 @@ async def test_signup_creates_user_sets_cookie_and_publishes(
 
 
 async def test_signup_session_is_the_current_user(client: httpx.AsyncClient) -> None:
-    await client.post("/api/users/signup", json={"email": "ada@example.com", "password": "pw123456"})
+    await client.post(
+        "/api/users/signup", json={"email": "ada@example.com", "password": "pw123456"}
+    )
 
     response = await client.get("/api/users/currentuser")
 
@@ -61,8 +62,12 @@ async def test_signup_rejects_invalid_input_with_the_field(
 async def test_password_of_exactly_8_and_128_characters_is_accepted(
     client: httpx.AsyncClient,
 ) -> None:
-    short = await client.post("/api/users/signup", json={"email": "a@example.com", "password": "x" * 8})
-    long = await client.post("/api/users/signup", json={"email": "b@example.com", "password": "x" * 128})
+    short = await client.post(
+        "/api/users/signup", json={"email": "a@example.com", "password": "x" * 8}
+    )
+    long = await client.post(
+        "/api/users/signup", json={"email": "b@example.com", "password": "x" * 128}
+    )
 
     assert (short.status_code, long.status_code) == (201, 201)
 
@@ -70,8 +75,12 @@ async def test_password_of_exactly_8_and_128_characters_is_accepted(
 async def test_email_in_use_is_refused_case_insensitively(
     client: httpx.AsyncClient, bus: TestBus
 ) -> None:
-    first = await client.post("/api/users/signup", json={"email": "Ada@Example.com", "password": "pw123456"})
-    second = await client.post("/api/users/signup", json={"email": "ada@example.COM", "password": "pw123456"})
+    first = await client.post(
+        "/api/users/signup", json={"email": "Ada@Example.com", "password": "pw123456"}
+    )
+    second = await client.post(
+        "/api/users/signup", json={"email": "ada@example.COM", "password": "pw123456"}
+    )
 
     assert first.status_code == 201
     assert second.status_code == 400
@@ -85,7 +94,9 @@ async def test_concurrent_duplicate_signups_create_one_user(
 ) -> None:
     responses = await asyncio.gather(
         *(
-            client.post("/api/users/signup", json={"email": f"{case}@example.com", "password": "pw123456"})
+            client.post(
+                "/api/users/signup", json={"email": f"{case}@example.com", "password": "pw123456"}
+            )
             for case in ["race", "RACE", "Race", "rAcE", "race", "RaCe"]
         )
     )

@@ -5,11 +5,10 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from fastapi import FastAPI
-
 from common.auth import SESSION_COOKIE, CurrentUser, RequiredUser, sign_session, verify_session
 from common.errors import install_error_handlers
 from common.testing import http_client
+from fastapi import FastAPI
 
 
 class FakeSettings:

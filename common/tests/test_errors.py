@@ -4,11 +4,15 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
-
-from common.errors import ForbiddenError, NotFoundError, PaymentRequiredError, install_error_handlers
+from common.errors import (
+    ForbiddenError,
+    NotFoundError,
+    PaymentRequiredError,
+    install_error_handlers,
+)
 from common.testing import http_client
 from common.types import CamelModel, Price
+from fastapi import FastAPI
 
 
 class Body(CamelModel):
@@ -70,7 +74,9 @@ async def test_missing_fields_are_named(client: httpx.AsyncClient) -> None:
 
 
 async def test_malformed_json_and_missing_body(client: httpx.AsyncClient) -> None:
-    malformed = await client.post("/things", content=b"{", headers={"content-type": "application/json"})
+    malformed = await client.post(
+        "/things", content=b"{", headers={"content-type": "application/json"}
+    )
     empty = await client.post("/things")
 
     assert malformed.status_code == empty.status_code == 400

@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from common.events import (
     ALL_EVENTS,
     Envelope,
@@ -66,8 +65,17 @@ def mutate(change: Any) -> bytes:
         lambda raw: raw.update(type="OrderShipped"),
         lambda raw: raw.update(extra=True),
     ],
-    ids=["unknown field", "wrong type", "bad enum", "price as string", "naive time",
-         "missing field", "unsupported version", "unknown type", "unknown envelope field"],
+    ids=[
+        "unknown field",
+        "wrong type",
+        "bad enum",
+        "price as string",
+        "naive time",
+        "missing field",
+        "unsupported version",
+        "unknown type",
+        "unknown envelope field",
+    ],
 )
 def test_invalid_events_are_rejected(change: Any) -> None:
     with pytest.raises(EventParseError):

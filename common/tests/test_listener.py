@@ -6,14 +6,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from common.events import Envelope, TicketCreated, TicketUpdated
 from common.messaging import Listener, ListenerRunner, RetryLater
 from common.testing import TestBus
 
 
 def ticket(version: int = 0, ticket_id: str = "t1") -> TicketCreated:
-    return TicketCreated(id=ticket_id, version=version, title="Gig", price=Decimal("5"), user_id="u1")
+    return TicketCreated(
+        id=ticket_id, version=version, title="Gig", price=Decimal("5"), user_id="u1"
+    )
 
 
 class RecordingListener(Listener[TicketCreated]):
@@ -39,7 +40,9 @@ class RecordingListener(Listener[TicketCreated]):
         self.done.set()
 
 
-async def run_listener(bus: TestBus, listener: Listener[Any], service: str = "svc") -> ListenerRunner:
+async def run_listener(
+    bus: TestBus, listener: Listener[Any], service: str = "svc"
+) -> ListenerRunner:
     runner = ListenerRunner(bus.js, service, [listener])
     await runner.start()
     return runner

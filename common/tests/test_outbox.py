@@ -28,7 +28,9 @@ async def test_pending_event_left_by_a_crash_is_published_once_by_the_next_relay
 async def test_relay_that_dies_after_publishing_republishes_and_the_stream_drops_it(
     bus: TestBus, database: Any
 ) -> None:
-    entry = outbox_entry(TicketCreated(id="t1", version=0, title="Gig", price=Decimal("1"), user_id="u"))
+    entry = outbox_entry(
+        TicketCreated(id="t1", version=0, title="Gig", price=Decimal("1"), user_id="u")
+    )
     await database.tickets.insert_one({"_id": "t1", "outbox": [entry]})
     # Published, then crashed before removing it from the outbox.
     await Publisher(bus.js).publish_envelope(Envelope.model_validate(entry))
@@ -41,7 +43,9 @@ async def test_relay_that_dies_after_publishing_republishes_and_the_stream_drops
 
 async def test_entries_of_one_document_go_out_in_order(bus: TestBus, database: Any) -> None:
     entries = [
-        outbox_entry(TicketCreated(id="t1", version=v, title="Gig", price=Decimal("1"), user_id="u"))
+        outbox_entry(
+            TicketCreated(id="t1", version=v, title="Gig", price=Decimal("1"), user_id="u")
+        )
         for v in range(3)
     ]
     await database.tickets.insert_one({"_id": "t1", "outbox": entries})

@@ -1,4 +1,4 @@
-"""The publisher: events reach the stream once, with Nats-Msg-Id = event id, and wait for the ack."""
+"""The publisher: events reach the stream once, Nats-Msg-Id = event id, after the ack."""
 
 from decimal import Decimal
 

@@ -1,13 +1,13 @@
 """auth's app: create_app builds it (uvicorn --factory auth.app:create_app)."""
 
+from common.mongo import Database
+from common.service import ServiceRuntime, create_service_app
 from fastapi import FastAPI
 
 from auth import repository
 from auth.events import CONTRACT
 from auth.routes import router
 from auth.settings import Settings
-from common.mongo import Database
-from common.service import ServiceRuntime, create_service_app
 
 
 async def _setup(runtime: ServiceRuntime) -> None:

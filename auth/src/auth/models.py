@@ -2,9 +2,8 @@
 
 import re
 
-from pydantic import BaseModel, ConfigDict, field_validator
-
 from common.types import CamelModel
+from pydantic import BaseModel, ConfigDict, field_validator
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

@@ -1,4 +1,4 @@
-"""Password hashing (argon2id via pwdlib), run off the event loop because it is deliberately slow."""
+"""Password hashing (argon2id via pwdlib), off the event loop since it is deliberately slow."""
 
 import asyncio
 

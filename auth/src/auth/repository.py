@@ -4,14 +4,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
-
-from auth.events import CONTRACT
 from common.errors import BadRequestError
 from common.events import UserCreated, UserUpdated
 from common.mongo import Database
 from common.types import utc_now
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from auth.events import CONTRACT
 
 USERS = "users"
 THROTTLE = "signin_throttle"

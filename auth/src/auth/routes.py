@@ -4,6 +4,11 @@ import math
 from datetime import timedelta
 from typing import Annotated
 
+from common.auth import SESSION_COOKIE, CurrentUser, RequiredUser, sign_session
+from common.errors import BadRequestError, NotAuthorizedError, TooManyRequestsError
+from common.mongo import DatabaseDep, parse_object_id
+from common.service import RuntimeDep
+from common.types import utc_now
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from auth import repository
@@ -17,11 +22,6 @@ from auth.models import (
 )
 from auth.passwords import hash_password, verify_password
 from auth.settings import Settings
-from common.auth import SESSION_COOKIE, CurrentUser, RequiredUser, sign_session
-from common.errors import BadRequestError, NotAuthorizedError, TooManyRequestsError
-from common.mongo import DatabaseDep, parse_object_id
-from common.service import RuntimeDep
-from common.types import utc_now
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -55,7 +55,11 @@ def _start_session(response: Response, settings: Settings, *, user_id: str, emai
 
 @router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=UserOut)
 async def signup(
-    body: SignupBody, response: Response, db: DatabaseDep, runtime: RuntimeDep, settings: SettingsDep
+    body: SignupBody,
+    response: Response,
+    db: DatabaseDep,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
 ) -> UserOut:
     user = await repository.create_user(
         db, email=body.email, password_hash=await hash_password(body.password)

@@ -2,9 +2,8 @@
 
 from typing import ClassVar
 
-from pydantic import field_validator
-
 from common.settings import ServiceSettings
+from pydantic import field_validator
 
 
 class Settings(ServiceSettings):

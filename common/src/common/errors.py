@@ -147,7 +147,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Render every error (ours, validation, malformed JSON, unknown routes) in the common format."""
+    """Render every error (ours, validation, bad JSON, unknown routes) in the common format."""
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -86,7 +86,10 @@ class OrderCreated(Event):
 
 class OrderUpdated(Event):
     subject = "ticketing.order.updated.v1"
-    summary = "An order's status moved on (awaiting_payment or completed); cancellation is OrderCancelled."
+    summary = (
+        "An order's status moved on (awaiting_payment or completed); "
+        "cancellation is OrderCancelled."
+    )
     id: str
     version: int
     status: OrderStatus
@@ -94,7 +97,10 @@ class OrderUpdated(Event):
 
 class OrderCancelled(Event):
     subject = "ticketing.order.cancelled.v1"
-    summary = "An order was cancelled (by the buyer, by expiry or by a failed charge); the ticket unlocks."
+    summary = (
+        "An order was cancelled (by the buyer, by expiry or by a failed charge); "
+        "the ticket unlocks."
+    )
     id: str
     version: int
     ticket: TicketRef

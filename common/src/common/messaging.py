@@ -137,8 +137,11 @@ class Listener(ABC, Generic[E]):
                     delivered,
                     error,
                     extra={
-                        "fields": {"event_id": envelope.id, "type": envelope.type,
-                                   "outcome": "dead-lettered"}
+                        "fields": {
+                            "event_id": envelope.id,
+                            "type": envelope.type,
+                            "outcome": "dead-lettered",
+                        }
                     },
                 )
                 await msg.term()

@@ -1,8 +1,8 @@
-"""The service skeleton every data service is built from: lifespan, database, bus, outbox, listeners."""
+"""The skeleton of every data service: lifespan, database, bus, outbox relay, listeners."""
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -43,7 +43,7 @@ class ServiceRuntime:
 
 
 Setup = Callable[[ServiceRuntime], Awaitable[None]]
-Background = Callable[[ServiceRuntime], Awaitable[None]]
+Background = Callable[[ServiceRuntime], Coroutine[Any, Any, None]]
 
 
 def create_service_app(
@@ -65,8 +65,8 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(contract.name, settings.log_level)
-        handle = DatabaseHandle(database) if database is not None else DatabaseHandle.connect(
-            settings
+        handle = (
+            DatabaseHandle(database) if database is not None else DatabaseHandle.connect(settings)
         )
         runtime = ServiceRuntime(settings=settings, contract=contract, db=handle.database)
         app.state.runtime = runtime

@@ -1,4 +1,4 @@
-"""The settings base every service extends: read from the environment only, via pydantic-settings."""
+"""The settings base every service extends: from the environment only, via pydantic-settings."""
 
 from typing import ClassVar
 

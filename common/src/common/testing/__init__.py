@@ -1,8 +1,8 @@
-"""Test support shared by every service: real NATS, clean databases, signed sessions, event asserts."""
+"""Test support for every service: real NATS, clean databases, signed sessions, event asserts."""
 
+from common.testing.app import http_client, running
 from common.testing.bus import EventRecorder, TestBus
 from common.testing.processes import ManagedProcess, free_port, start_localstripe, start_nats_server
-from common.testing.app import http_client, running
 
 __all__ = [
     "EventRecorder",

@@ -2,16 +2,15 @@
 
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
-
-import httpx
-from fastapi import FastAPI
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
 
 from common.auth import SESSION_COOKIE, sign_session
 from common.messaging import STREAM_NAME, ensure_stream
@@ -49,9 +48,11 @@ def jwt_keys() -> tuple[str, str]:
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -96,7 +97,9 @@ async def bus(nats_url: str) -> AsyncIterator[TestBus]:
 def session_cookie(jwt_keys: tuple[str, str]) -> Callable[..., dict[str, str]]:
     """Cookies for a signed-in user: session_cookie(user_id, email)."""
 
-    def make(user_id: str = "5f1f1f1f1f1f1f1f1f1f1f1f", email: str = "buyer@example.com") -> dict[str, str]:
+    def make(
+        user_id: str = "5f1f1f1f1f1f1f1f1f1f1f1f", email: str = "buyer@example.com"
+    ) -> dict[str, str]:
         return {SESSION_COOKIE: sign_session(user_id=user_id, email=email, private_key=jwt_keys[0])}
 
     return make

@@ -22,11 +22,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, *, timeout: float = 20.0, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, *, timeout: float = 20.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
+            raise RuntimeError(
+                f"process exited with {process.returncode} before listening on {port}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
@@ -112,13 +116,23 @@ class ManagedProcess:
         self.stop()
 
 
-def start_nats_server(store_dir: Path, *, port: int | None = None, **kwargs: object) -> ManagedProcess:
+def start_nats_server(
+    store_dir: Path, *, port: int | None = None, **kwargs: object
+) -> ManagedProcess:
     """A real nats-server with JetStream, on 127.0.0.1, storing under store_dir."""
     port = port or free_port()
     server = ManagedProcess(
         "nats",
-        [find_executable("nats-server"), "-js", "-a", "127.0.0.1", "-p", str(port),
-         "-sd", str(store_dir)],
+        [
+            find_executable("nats-server"),
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-sd",
+            str(store_dir),
+        ],
         port=port,
         **kwargs,  # type: ignore[arg-type]
     )
