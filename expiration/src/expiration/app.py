@@ -1,0 +1,29 @@
+"""expiration's app: create_app builds it (uvicorn --factory expiration.app:create_app).
+
+It serves only /healthz and /readyz; its work is the listeners and the scheduler.
+"""
+
+from common.mongo import Database
+from common.service import ServiceRuntime, create_service_app
+from fastapi import FastAPI
+
+from expiration import repository
+from expiration.events import CONTRACT
+from expiration.scheduler import run_scheduler
+from expiration.settings import Settings
+
+
+async def _setup(runtime: ServiceRuntime) -> None:
+    await repository.create_indexes(runtime.db)
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    return create_service_app(
+        contract=CONTRACT,
+        settings=settings or Settings(),  # type: ignore[call-arg]
+        routers=[],
+        outbox_collections=[repository.EXPIRATIONS],
+        database=database,
+        setup=_setup,
+        background=[run_scheduler],
+    )

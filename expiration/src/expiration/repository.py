@@ -1,0 +1,91 @@
+"""expiration's storage: one due-time document per order, claimed atomically when it falls due.
+
+A timer is `{_id: orderId, due_at, state}` with state `pending` (waiting), `fired` (OrderExpired
+is in its outbox or published) or `dropped` (the order was cancelled or completed first). A
+dropped or fired document stays as a tombstone, so a late or repeated OrderCreated cannot bring
+the timer back.
+"""
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from common.mongo import Database
+from common.types import utc_now
+from pymongo import ASCENDING
+from pymongo.errors import DuplicateKeyError
+
+EXPIRATIONS = "expirations"
+
+PENDING = "pending"
+FIRED = "fired"
+DROPPED = "dropped"
+
+
+async def create_indexes(db: Database) -> None:
+    await db[EXPIRATIONS].create_index([("state", ASCENDING), ("due_at", ASCENDING)])
+
+
+async def schedule(db: Database, *, order_id: str, due_at: datetime) -> bool:
+    """Arrange an expiry; idempotent. False when the order already has a timer or a tombstone."""
+    try:
+        result = await db[EXPIRATIONS].update_one(
+            {"_id": order_id},
+            {"$setOnInsert": {"due_at": due_at, "state": PENDING, "created_at": utc_now()}},
+            upsert=True,
+        )
+    except DuplicateKeyError:  # two replicas upserted the same order at once: one won
+        return False
+    return result.upserted_id is not None
+
+
+async def drop(db: Database, *, order_id: str, reason: str) -> None:
+    """Drop an order's timer, or leave a tombstone if its OrderCreated has not arrived yet.
+
+    A timer that already fired stays fired: orders ignores an expiry of a completed order.
+    """
+    try:
+        await db[EXPIRATIONS].update_one(
+            {"_id": order_id, "state": {"$ne": FIRED}},
+            {"$set": {"state": DROPPED, "dropped_because": reason}},
+            upsert=True,
+        )
+    except DuplicateKeyError:  # the document exists and has fired: nothing to drop
+        pass
+
+
+async def claim_due(
+    db: Database, *, now: datetime, outbox_entry_for: Callable[[str], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Claim one timer that is due, moving it to `fired` with OrderExpired in its outbox.
+
+    The claim and the pending event are one single-document update, so exactly one replica
+    wins each timer and a crash right after it still publishes (the relay finds the outbox).
+    None when nothing is due.
+    """
+    while True:
+        candidate = await db[EXPIRATIONS].find_one(
+            {"state": PENDING, "due_at": {"$lte": now}}, sort=[("due_at", ASCENDING)]
+        )
+        if candidate is None:
+            return None
+        claimed = await db[EXPIRATIONS].find_one_and_update(
+            {"_id": candidate["_id"], "state": PENDING},
+            {
+                "$set": {"state": FIRED, "fired_at": utc_now()},
+                "$push": {"outbox": outbox_entry_for(candidate["_id"])},
+            },
+        )
+        if claimed is not None:
+            return claimed
+        # Another replica claimed it (or it was dropped) between the two reads: look again.
+
+
+async def next_due_at(db: Database) -> datetime | None:
+    """When the earliest pending timer falls due."""
+    earliest = await db[EXPIRATIONS].find_one({"state": PENDING}, sort=[("due_at", ASCENDING)])
+    return None if earliest is None else earliest["due_at"]
+
+
+async def find(db: Database, *, order_id: str) -> dict[str, Any] | None:
+    return await db[EXPIRATIONS].find_one({"_id": order_id})

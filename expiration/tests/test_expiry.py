@@ -1,0 +1,189 @@
+"""Expiry timers: OrderExpired at expiresAt, dropped on cancellation or completion, never twice."""
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from bson import ObjectId
+from common.events import (
+    OrderCancelled,
+    OrderCreated,
+    OrderExpired,
+    OrderUpdated,
+    TicketPriceRef,
+    TicketRef,
+)
+from common.testing import TestBus, running
+from common.types import utc_now
+from expiration.events import CONTRACT
+from fastapi import FastAPI
+
+from expiration import repository
+
+
+def order_created(order_id: str | None = None, *, expires_in: float) -> OrderCreated:
+    return OrderCreated(
+        id=order_id or str(ObjectId()),
+        version=0,
+        status="created",
+        user_id=str(ObjectId()),
+        expires_at=utc_in(expires_in),
+        ticket=TicketPriceRef(id=str(ObjectId()), price=Decimal("25.50")),
+    )
+
+
+def utc_in(seconds: float) -> datetime:
+    return utc_now() + timedelta(seconds=seconds)
+
+
+def order_cancelled(order_id: str, version: int = 1) -> OrderCancelled:
+    return OrderCancelled(id=order_id, version=version, ticket=TicketRef(id=str(ObjectId())))
+
+
+async def assert_never_expires(bus: TestBus, *order_ids: str, after: float = 1.0) -> None:
+    """No OrderExpired for these orders, shown by a later-due sentinel order expiring first.
+
+    Timers fire in due order, so once the sentinel's expiry is out, theirs would be too.
+    """
+    sentinel = order_created(expires_in=after)
+    await bus.publish(sentinel)
+    await bus.wait_for(OrderExpired, order_id=sentinel.id)
+    for order_id in order_ids:
+        assert bus.published(OrderExpired, order_id=order_id) == []
+
+
+async def test_order_expires_at_its_expires_at(app: FastAPI, bus: TestBus) -> None:
+    created = order_created(expires_in=0.3)
+
+    await bus.publish(created)
+
+    expired = await bus.wait_for(OrderExpired, order_id=created.id)
+    envelope = bus.recorder.envelopes(OrderExpired)[0]
+    assert expired == OrderExpired(order_id=created.id)
+    assert envelope.occurred_at >= created.expires_at  # never early
+
+
+async def test_order_already_past_due_expires_right_away(app: FastAPI, bus: TestBus) -> None:
+    created = order_created(expires_in=-60)
+
+    await bus.publish(created)
+
+    await bus.wait_for(OrderExpired, order_id=created.id)
+
+
+async def test_cancelled_order_does_not_expire(app: FastAPI, bus: TestBus) -> None:
+    created = order_created(expires_in=1.0)
+    await bus.publish(created)
+    await bus.publish(order_cancelled(created.id))
+
+    await assert_never_expires(bus, created.id, after=1.5)
+
+
+async def test_completed_order_does_not_expire(app: FastAPI, bus: TestBus) -> None:
+    created = order_created(expires_in=1.0)
+    await bus.publish(created)
+    await bus.publish(OrderUpdated(id=created.id, version=1, status="awaiting_payment"))
+    await bus.publish(OrderUpdated(id=created.id, version=2, status="completed"))
+
+    await assert_never_expires(bus, created.id, after=1.5)
+
+
+async def test_order_awaiting_payment_still_expires(app: FastAPI, bus: TestBus) -> None:
+    created = order_created(expires_in=0.5)
+    await bus.publish(created)
+    await bus.publish(OrderUpdated(id=created.id, version=1, status="awaiting_payment"))
+
+    await bus.wait_for(OrderExpired, order_id=created.id)
+
+
+async def test_duplicate_order_created_expires_once(app: FastAPI, bus: TestBus) -> None:
+    created = order_created(expires_in=0.3)
+    await bus.publish(created)
+    await bus.publish(created)  # redelivered by the relay: a new envelope, same order
+
+    await bus.wait_for(OrderExpired, order_id=created.id)
+    await assert_never_expires(bus, after=0.5)
+    assert len(bus.published(OrderExpired, order_id=created.id)) == 1
+
+
+async def test_cancellation_arriving_before_creation_prevents_expiry(
+    app: FastAPI, bus: TestBus
+) -> None:
+    order_id = str(ObjectId())
+    await bus.publish(order_cancelled(order_id))
+    await bus.wait_consumer_idle("expiration-order-cancelled-v1")
+    await bus.publish(order_created(order_id, expires_in=0.2))
+
+    await assert_never_expires(bus, order_id, after=0.8)
+
+
+async def test_late_duplicate_creation_does_not_bring_a_dropped_timer_back(
+    app: FastAPI, bus: TestBus
+) -> None:
+    created = order_created(expires_in=1.0)
+    await bus.publish(created)
+    await bus.wait_consumer_idle("expiration-order-created-v1")
+    await bus.publish(order_cancelled(created.id))
+    await bus.wait_consumer_idle("expiration-order-cancelled-v1")
+    await bus.publish(created)
+
+    await assert_never_expires(bus, created.id, after=1.5)
+
+
+async def test_health_is_its_only_http_surface(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).status_code == 200
+    assert (await client.get("/readyz")).json()["status"] == "ready"
+    missing = await client.get("/api/orders")
+    assert missing.status_code == 404
+    assert missing.json() == {"errors": [{"message": "Not found"}]}
+
+
+async def test_expiry_due_while_the_service_was_down_fires_when_it_is_back(
+    app_factory: Callable[..., FastAPI], service_env: dict[str, str], database: Any, bus: TestBus
+) -> None:
+    created = order_created(expires_in=1.5)
+    async with running(app_factory(database=database)):
+        await bus.publish(created)
+        await bus.wait_consumer_idle("expiration-order-created-v1")
+    # Down past the order's expiry: nothing can fire it.
+    await asyncio.sleep(max((created.expires_at - utc_in(0)).total_seconds(), 0) + 0.2)
+    assert bus.published(OrderExpired) == []
+
+    async with running(app_factory(database=database)):
+        await bus.wait_for(OrderExpired, order_id=created.id)
+
+
+async def test_expiry_claimed_before_a_crash_is_still_published(
+    app_factory: Callable[..., FastAPI], service_env: dict[str, str], database: Any, bus: TestBus
+) -> None:
+
+    order_id = str(ObjectId())
+    await repository.schedule(database, order_id=order_id, due_at=utc_in(-1))
+    # A replica claims the timer and dies before its relay publishes.
+    await repository.claim_due(
+        database,
+        now=utc_now(),
+        outbox_entry_for=lambda oid: CONTRACT.outbox_entry(OrderExpired(order_id=oid)),
+    )
+
+    async with running(app_factory(database=database)):
+        await bus.wait_for(OrderExpired, order_id=order_id)
+        await assert_never_expires(bus, after=0.3)
+    assert len(bus.published(OrderExpired, order_id=order_id)) == 1
+
+
+async def test_two_replicas_on_one_database_expire_each_order_once(
+    app_factory: Callable[..., FastAPI], service_env: dict[str, str], database: Any, bus: TestBus
+) -> None:
+    orders = [order_created(expires_in=0.5 + index * 0.02) for index in range(20)]
+    async with running(app_factory(database=database)), running(app_factory(database=database)):
+        for created in orders:
+            await bus.publish(created)
+        await bus.wait_for(OrderExpired, count=len(orders))
+        await assert_never_expires(bus, after=0.3)
+
+    for created in orders:
+        assert len(bus.published(OrderExpired, order_id=created.id)) == 1
