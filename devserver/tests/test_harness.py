@@ -1,10 +1,12 @@
 """The e2e harness: the system on free ports, env overrides, and restarting one service."""
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from devserver.harness import RunningSystem, running_system
+from devserver.harness import RunningSystem, free_ports, running_system
+from devserver.system import StartupError, System, SystemConfig
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +64,31 @@ async def test_restart_brings_a_service_back_ready(system: RunningSystem) -> Non
     assert response.status_code == 200
     assert system.system.pids()["auth"] != before
     assert "Shutting down" in system.log("auth")  # it was stopped gracefully, not killed
+
+
+def test_a_service_that_crashes_at_start_fails_the_start_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    https, nats, stripe, mongo, auth = free_ports(5)
+    config = SystemConfig(
+        data_dir=tmp_path,
+        https_port=https,
+        nats_port=nats,
+        stripe_port=stripe,
+        mongo_port=mongo,
+        service_ports={"auth": auth},
+        env={"JWT_PUBLIC_KEY": "not a key"},
+        services=frozenset({"auth"}),
+        output=io.StringIO(),
+    )
+    system = System(config)
+    with pytest.raises(StartupError, match="auth exited with code") as failure:
+        system.start()
+    assert "JWT_PUBLIC_KEY" in str(failure.value)  # its last lines say why
+    started = [child.pid for child in system.children.values() if child.pid]
+    assert len(started) >= 3  # nats, the fake Stripe server, auth
+    assert not [pid for pid in started if Path(f"/proc/{pid}").exists() and not zombie(pid)]
+
+
+def zombie(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"

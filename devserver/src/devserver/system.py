@@ -192,6 +192,13 @@ class Child:
             self.process.wait()
         self._join_reader()
 
+    def tail(self, lines: int = 30) -> str:
+        """The last lines this child printed, for error messages."""
+        if not self.pump.log_path.exists():
+            return ""
+        last = self.pump.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return "".join(f"\n  {self.name} | {line}" for line in last)
+
     def _join_reader(self) -> None:
         if self._reader is not None:
             self._reader.join(timeout=2)
@@ -467,7 +474,7 @@ class System:
         try:
             wait_for_port(child.ready_port, timeout=timeout, process=child.process)
         except (RuntimeError, TimeoutError) as error:
-            raise StartupError(f"{child.name} did not start: {error}") from None
+            raise StartupError(f"{child.name} did not start: {error}{child.tail()}") from None
 
     def _wait_ready(self, name: str, timeout: float = READY_TIMEOUT_SECONDS) -> None:
         child = self.children[name]
@@ -475,9 +482,10 @@ class System:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not child.running:
+                child.wait_stopped(timeout=1)  # let its last lines reach the log
                 raise StartupError(
                     f"{name} exited with code {child.returncode} before it was ready "
-                    f"(see {child.pump.log_path})"
+                    f"(see {child.pump.log_path}){child.tail()}"
                 )
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
@@ -486,7 +494,7 @@ class System:
             except (urllib.error.URLError, OSError):
                 pass  # not listening yet, or 503 until Mongo and NATS are reachable
             time.sleep(0.2)
-        raise StartupError(f"{name} was not ready after {timeout:.0f}s ({url})")
+        raise StartupError(f"{name} was not ready after {timeout:.0f}s ({url}){child.tail()}")
 
     def restart_service(self, name: str) -> None:
         """Stop one service gracefully, start it again and wait until it is ready."""
