@@ -1,0 +1,118 @@
+"""tickets' storage: tickets with their pending events, changed only on top of the version read.
+
+Prices are stored as integer cents. Every change bumps `version` by exactly one and appends the
+event announcing it to the ticket's outbox in the same single-document write.
+"""
+
+from decimal import Decimal
+from typing import Any
+
+from bson import ObjectId
+from common.errors import BadRequestError, ForbiddenError, NotFoundError
+from common.events import TicketCreated, TicketUpdated
+from common.mongo import Database
+from common.types import cents_to_price, price_to_cents, utc_now
+from pymongo import ReturnDocument
+
+from tickets import events
+
+TICKETS = "tickets"
+
+
+async def create_indexes(db: Database) -> None:
+    # The listing: unreserved tickets, newest first.
+    await db[TICKETS].create_index([("order_id", 1), ("created_at", -1), ("_id", -1)])
+
+
+async def create_ticket(
+    db: Database, *, title: str, price: Decimal, user_id: str
+) -> dict[str, Any]:
+    """Insert a ticket at version 0 together with its TicketCreated event."""
+    ticket_id = ObjectId()
+    event = TicketCreated(id=str(ticket_id), version=0, title=title, price=price, user_id=user_id)
+    document: dict[str, Any] = {
+        "_id": ticket_id,
+        "title": title,
+        "price_cents": price_to_cents(price),
+        "user_id": user_id,
+        "order_id": None,
+        "version": 0,
+        "created_at": utc_now(),
+        "released_order_ids": [],
+        "outbox": [events.CONTRACT.outbox_entry(event)],
+    }
+    await db[TICKETS].insert_one(document)
+    return document
+
+
+async def find_ticket(db: Database, *, ticket_id: ObjectId) -> dict[str, Any] | None:
+    return await db[TICKETS].find_one({"_id": ticket_id}, {"outbox": 0})
+
+
+async def list_available(db: Database) -> list[dict[str, Any]]:
+    """Tickets nobody has reserved, newest first."""
+    cursor = db[TICKETS].find({"order_id": None}, {"outbox": 0}).sort(
+        [("created_at", -1), ("_id", -1)]
+    )
+    return [ticket async for ticket in cursor]
+
+
+async def save_change(
+    db: Database,
+    ticket: dict[str, Any],
+    changes: dict[str, Any],
+    *,
+    also: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """Write `changes` on top of the version `ticket` was read at, as version + 1, with its
+    TicketUpdated in the same write. `also` adds update operators that are bookkeeping only.
+
+    None when someone changed the ticket in between: the caller re-reads and decides again.
+    """
+    version = ticket["version"] + 1
+    state = {**ticket, **changes}
+    event = TicketUpdated(
+        id=str(ticket["_id"]),
+        version=version,
+        title=state["title"],
+        price=cents_to_price(state["price_cents"]),
+        user_id=state["user_id"],
+        order_id=state["order_id"],
+    )
+    update: dict[str, Any] = {
+        **(also or {}),
+        "$set": {**changes, "version": version},
+        "$push": {"outbox": events.CONTRACT.outbox_entry(event)},
+    }
+    return await db[TICKETS].find_one_and_update(
+        {"_id": ticket["_id"], "version": ticket["version"]},
+        update,
+        projection={"outbox": 0},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+async def edit_ticket(
+    db: Database, *, ticket_id: ObjectId, user_id: str, title: str, price: Decimal
+) -> dict[str, Any]:
+    """The owner's edit of an unreserved ticket; checked again on every retry after a conflict,
+    so a reservation that lands in between is never overwritten."""
+    while True:
+        ticket = await find_ticket(db, ticket_id=ticket_id)
+        if ticket is None:
+            raise NotFoundError("Ticket not found")
+        if ticket["user_id"] != user_id:
+            raise ForbiddenError("Only the ticket's owner can edit it")
+        if ticket["order_id"] is not None:
+            raise BadRequestError("Cannot edit a reserved ticket")
+        changes = {"title": title, "price_cents": price_to_cents(price)}
+        updated = await save_change(db, ticket, changes)
+        if updated is not None:
+            return updated
+
+
+async def remember_released_order(db: Database, *, ticket_id: ObjectId, order_id: str) -> None:
+    """Note a cancelled order that does not hold the ticket, so its late OrderCreated is ignored."""
+    await db[TICKETS].update_one(
+        {"_id": ticket_id}, {"$addToSet": {"released_order_ids": order_id}}
+    )

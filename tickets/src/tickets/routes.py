@@ -1,0 +1,54 @@
+"""tickets' HTTP routes under /api/tickets: create, list for sale, show, edit."""
+
+from common.auth import RequiredUser
+from common.errors import NotFoundError
+from common.mongo import DatabaseDep, parse_object_id
+from common.service import RuntimeDep
+from fastapi import APIRouter, status
+
+from tickets import repository
+from tickets.models import TicketBody, TicketOut
+
+router = APIRouter(prefix="/api/tickets", tags=["tickets"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TicketOut)
+async def create_ticket(
+    body: TicketBody, user: RequiredUser, db: DatabaseDep, runtime: RuntimeDep
+) -> TicketOut:
+    ticket = await repository.create_ticket(
+        db, title=body.title, price=body.price, user_id=user.id
+    )
+    runtime.outbox_written()
+    return TicketOut.from_document(ticket)
+
+
+@router.get("", response_model=list[TicketOut])
+async def list_tickets(db: DatabaseDep) -> list[TicketOut]:
+    return [TicketOut.from_document(ticket) for ticket in await repository.list_available(db)]
+
+
+@router.get("/{ticket_id}", response_model=TicketOut)
+async def show_ticket(ticket_id: str, db: DatabaseDep) -> TicketOut:
+    # A malformed id names no ticket: 404, like any other id that does not exist.
+    ticket = await repository.find_ticket(
+        db, ticket_id=parse_object_id(ticket_id, missing_is_404=True)
+    )
+    if ticket is None:
+        raise NotFoundError("Ticket not found")
+    return TicketOut.from_document(ticket)
+
+
+@router.put("/{ticket_id}", response_model=TicketOut)
+async def edit_ticket(
+    ticket_id: str, body: TicketBody, user: RequiredUser, db: DatabaseDep, runtime: RuntimeDep
+) -> TicketOut:
+    ticket = await repository.edit_ticket(
+        db,
+        ticket_id=parse_object_id(ticket_id, missing_is_404=True),
+        user_id=user.id,
+        title=body.title,
+        price=body.price,
+    )
+    runtime.outbox_written()
+    return TicketOut.from_document(ticket)

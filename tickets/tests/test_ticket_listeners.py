@@ -1,0 +1,215 @@
+"""Orders reserving and releasing tickets through events: in order, out of order, twice, unknown."""
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from bson import ObjectId
+from common.events import TicketUpdated
+from common.testing import TestBus
+from tickets.events import OrderCreatedListener
+
+Sell = Callable[..., Awaitable[dict[str, Any]]]
+Headers = dict[str, str]
+CREATED_DURABLE = "tickets-order-created-v1"
+CANCELLED_DURABLE = "tickets-order-cancelled-v1"
+
+
+async def show(client: httpx.AsyncClient, ticket_id: str) -> dict[str, Any]:
+    return (await client.get(f"/api/tickets/{ticket_id}")).json()
+
+
+async def test_order_created_reserves_the_ticket(
+    client: httpx.AsyncClient, sell: Sell, bus: TestBus, order_created: Callable[..., Any]
+) -> None:
+    ticket = await sell()
+    order = order_created(ticket["id"])
+
+    await bus.publish(order)
+
+    event = await bus.wait_for(TicketUpdated, id=ticket["id"])
+    assert (event.version, event.order_id, event.title) == (1, order.id, "Concert")
+    assert await show(client, ticket["id"]) == {**ticket, "orderId": order.id, "version": 1}
+    assert (await client.get("/api/tickets")).json() == []
+
+
+async def test_order_cancelled_releases_the_ticket_and_the_owner_can_edit_again(
+    client: httpx.AsyncClient,
+    sell: Sell,
+    seller: Headers,
+    bus: TestBus,
+    order_created: Callable[..., Any],
+    order_cancelled: Callable[..., Any],
+) -> None:
+    ticket = await sell()
+    order = order_created(ticket["id"])
+    await bus.publish(order)
+    await bus.wait_for(TicketUpdated, id=ticket["id"], version=1)
+
+    await bus.publish(order_cancelled(ticket["id"], order.id))
+
+    event = await bus.wait_for(TicketUpdated, id=ticket["id"], version=2)
+    assert event.order_id is None
+    assert await show(client, ticket["id"]) == {**ticket, "version": 2}
+    edited = await client.put(
+        f"/api/tickets/{ticket['id']}", json={"title": "Concert", "price": 30}, headers=seller
+    )
+    assert (edited.status_code, edited.json()["version"]) == (200, 3)
+
+
+async def test_a_duplicate_order_created_changes_nothing(
+    client: httpx.AsyncClient, sell: Sell, bus: TestBus, order_created: Callable[..., Any]
+) -> None:
+    ticket = await sell()
+    order = order_created(ticket["id"])
+    await bus.publish(order)
+    await bus.wait_for(TicketUpdated, id=ticket["id"])
+
+    # The same event again under a new message id, as a relay publishing twice would send it.
+    await bus.publish(order)
+    await bus.wait_consumer_idle(CREATED_DURABLE)
+
+    assert (await show(client, ticket["id"]))["version"] == 1
+    assert len(bus.published(TicketUpdated, id=ticket["id"])) == 1
+
+
+async def test_a_duplicate_order_cancelled_changes_nothing(
+    client: httpx.AsyncClient,
+    sell: Sell,
+    bus: TestBus,
+    order_created: Callable[..., Any],
+    order_cancelled: Callable[..., Any],
+) -> None:
+    ticket = await sell()
+    first, second = order_created(ticket["id"]), order_created(ticket["id"])
+    await bus.publish(first)
+    await bus.publish(order_cancelled(ticket["id"], first.id))
+    await bus.publish(second)
+    await bus.wait_for(TicketUpdated, id=ticket["id"], order_id=second.id)
+
+    # A late copy of the first order's cancellation must not release the second order's lock.
+    await bus.publish(order_cancelled(ticket["id"], first.id))
+    await bus.wait_consumer_idle(CANCELLED_DURABLE)
+
+    shown = await show(client, ticket["id"])
+    assert (shown["orderId"], shown["version"]) == (second.id, 3)
+
+
+async def test_a_late_order_created_after_its_cancellation_does_not_lock_the_ticket(
+    client: httpx.AsyncClient,
+    sell: Sell,
+    bus: TestBus,
+    order_created: Callable[..., Any],
+    order_cancelled: Callable[..., Any],
+) -> None:
+    ticket = await sell()
+    order = order_created(ticket["id"])
+
+    await bus.publish(order_cancelled(ticket["id"], order.id))
+    await bus.wait_consumer_idle(CANCELLED_DURABLE)
+    await bus.publish(order)
+    await bus.wait_consumer_idle(CREATED_DURABLE)
+
+    assert await show(client, ticket["id"]) == ticket
+    assert bus.published(TicketUpdated) == []
+
+
+async def test_a_redelivered_order_created_after_release_does_not_lock_the_ticket_again(
+    client: httpx.AsyncClient,
+    sell: Sell,
+    bus: TestBus,
+    order_created: Callable[..., Any],
+    order_cancelled: Callable[..., Any],
+) -> None:
+    ticket = await sell()
+    order = order_created(ticket["id"])
+    await bus.publish(order)
+    await bus.publish(order_cancelled(ticket["id"], order.id))
+    await bus.wait_for(TicketUpdated, id=ticket["id"], version=2)
+
+    await bus.publish(order)
+    await bus.wait_consumer_idle(CREATED_DURABLE)
+
+    assert await show(client, ticket["id"]) == {**ticket, "version": 2}
+
+
+async def test_a_new_order_waits_for_the_previous_holders_cancellation(
+    client: httpx.AsyncClient,
+    sell: Sell,
+    bus: TestBus,
+    order_created: Callable[..., Any],
+    order_cancelled: Callable[..., Any],
+) -> None:
+    ticket = await sell()
+    first, second = order_created(ticket["id"]), order_created(ticket["id"])
+    await bus.publish(first)
+    await bus.wait_for(TicketUpdated, id=ticket["id"], version=1)
+
+    # The second order arrives before the first one's cancellation: it is retried, not lost.
+    await bus.publish(second)
+    info = await _wait_redelivered(bus, CREATED_DURABLE)
+    assert info.num_redelivered >= 1
+    assert (await show(client, ticket["id"]))["orderId"] == first.id
+    await bus.publish(order_cancelled(ticket["id"], first.id))
+
+    event = await bus.wait_for(TicketUpdated, id=ticket["id"], version=3)
+    assert event.order_id == second.id
+    released = bus.published(TicketUpdated, id=ticket["id"], version=2)
+    assert [update.order_id for update in released] == [None]
+
+
+async def _wait_redelivered(bus: TestBus, durable: str) -> Any:
+    """The consumer's info once it has had to deliver some message again."""
+    for _ in range(500):
+        info = await bus.consumer_info(durable)
+        if info.num_redelivered >= 1:
+            return info
+        await bus.nc.flush()
+    raise AssertionError(f"{durable} never redelivered")
+
+
+async def test_order_cancelled_for_another_order_leaves_the_reservation(
+    client: httpx.AsyncClient,
+    sell: Sell,
+    bus: TestBus,
+    order_created: Callable[..., Any],
+    order_cancelled: Callable[..., Any],
+) -> None:
+    ticket = await sell()
+    order = order_created(ticket["id"])
+    await bus.publish(order)
+    await bus.wait_for(TicketUpdated, id=ticket["id"])
+
+    await bus.publish(order_cancelled(ticket["id"], str(ObjectId())))
+    await bus.wait_consumer_idle(CANCELLED_DURABLE)
+
+    assert (await show(client, ticket["id"]))["orderId"] == order.id
+    assert len(bus.published(TicketUpdated)) == 1
+
+
+@pytest.fixture
+def quick_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Give up after two quick deliveries instead of ten slow ones.
+    monkeypatch.setattr(OrderCreatedListener, "max_deliver", 2)
+    monkeypatch.setattr(OrderCreatedListener, "base_delay_seconds", 0.05)
+
+
+async def test_order_created_for_an_unknown_ticket_is_retried_then_dead_lettered(
+    quick_dead_letter: None,
+    client: httpx.AsyncClient,
+    bus: TestBus,
+    order_created: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    order = order_created(str(ObjectId()))
+
+    with caplog.at_level(logging.ERROR, logger="common.messaging"):
+        await bus.publish(order)
+        await bus.wait_consumer_idle(CREATED_DURABLE)
+
+    dead_lettered = [r.getMessage() for r in caplog.records if "dead-lettered" in r.getMessage()]
+    assert len(dead_lettered) == 1
+    assert order.ticket.id in dead_lettered[0] and "failed 2 times" in dead_lettered[0]
+    assert bus.published(TicketUpdated) == []
