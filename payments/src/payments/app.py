@@ -1,0 +1,30 @@
+"""payments' app: create_app builds it (uvicorn --factory payments.app:create_app)."""
+
+from common.mongo import Database
+from common.service import ServiceRuntime, create_service_app
+from fastapi import FastAPI
+
+from payments import repository
+from payments.charging import GATEWAY, run_sweeper
+from payments.events import CONTRACT
+from payments.routes import router
+from payments.settings import Settings
+from payments.stripe_gateway import StripeGateway
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    settings = settings or Settings()  # type: ignore[call-arg]
+
+    async def setup(runtime: ServiceRuntime) -> None:
+        await repository.create_indexes(runtime.db)
+        runtime.extras[GATEWAY] = StripeGateway(settings)
+
+    return create_service_app(
+        contract=CONTRACT,
+        settings=settings,
+        routers=[router],
+        outbox_collections=[repository.CHARGES],
+        database=database,
+        setup=setup,
+        background=[run_sweeper],
+    )

@@ -1,0 +1,191 @@
+"""The charge flow: one Stripe attempt per charge, its outcome recorded, refunds when owed.
+
+Rules it keeps:
+- a charge is recorded (`created`, ChargeCreated) before Stripe is called, so an order is never
+  completed without a charge, and orders sees the attempt start (`awaiting_payment`);
+- the charge id is the Stripe idempotency key: retrying an attempt whose outcome is unknown
+  (timeout, 5xx, crash) replays it at Stripe instead of charging the card again;
+- money taken for an order that ended cancelled is refunded (`stripeRefundId`, ChargeUpdated).
+"""
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from common.auth import UserPayload
+from common.errors import (
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    PaymentRequiredError,
+    ServiceUnavailableError,
+)
+from common.service import ServiceRuntime
+from common.types import utc_now
+
+from payments import repository
+from payments.stripe_gateway import CardDeclined, StripeGateway, StripeUnavailable
+
+log = logging.getLogger("payments.charging")
+
+GATEWAY = "stripe_gateway"
+UNAVAILABLE = "Payment service unavailable, try again"
+ALREADY_PAID = "Order has already been paid"
+
+
+def gateway_of(runtime: ServiceRuntime) -> StripeGateway:
+    gateway: StripeGateway = runtime.extras[GATEWAY]
+    return gateway
+
+
+def _lease(runtime: ServiceRuntime) -> timedelta:
+    return timedelta(seconds=runtime.settings.stripe_attempt_seconds)
+
+
+async def pay(
+    runtime: ServiceRuntime, *, user: UserPayload, order_id: str, token: str
+) -> dict[str, Any]:
+    """POST /api/payments: charge the order's price to the buyer's card; the completed charge."""
+    db = runtime.db
+    order = await repository.find_order(db, order_id=order_id)
+    if order is None:
+        raise NotFoundError("Order not found")
+    if order["user_id"] != user.id:
+        raise ForbiddenError("You can only pay for your own orders")
+    if order["status"] == "cancelled":
+        raise BadRequestError("Cannot pay for a cancelled order")
+    if order["status"] == "completed":
+        raise BadRequestError(ALREADY_PAID)
+    stored_user = await repository.find_user(db, user_id=user.id)
+    receipt_email = stored_user["email"] if stored_user else user.email
+    charge = await repository.start_charge(
+        db, order=order, token=token, receipt_email=receipt_email, lease=_lease(runtime)
+    )
+    if charge is not None:
+        runtime.outbox_written()
+    else:
+        charge = await _resume_live_charge(runtime, order_id=order_id)
+    return await _attempt(runtime, charge, answer_buyer=True)
+
+
+async def _resume_live_charge(runtime: ServiceRuntime, *, order_id: str) -> dict[str, Any]:
+    """The order has a live charge: paid already, in flight elsewhere, or unresolved (resume)."""
+    live = await repository.find_live_charge(runtime.db, order_id=order_id)
+    if live is None:  # it failed between our insert and this read: the buyer may try again
+        raise BadRequestError("The previous payment attempt just failed; please try again")
+    if live["status"] == "completed":
+        raise BadRequestError(ALREADY_PAID)
+    claimed = await repository.claim_attempt(
+        runtime.db, charge_id=live["_id"], lease=_lease(runtime)
+    )
+    if claimed is None:
+        raise BadRequestError("A payment for this order is already in progress")
+    # The earlier attempt's outcome is unknown: replay it (same card, same idempotency key), so
+    # a charge Stripe already made is returned rather than made twice.
+    return claimed
+
+
+async def _attempt(
+    runtime: ServiceRuntime, charge: dict[str, Any], *, answer_buyer: bool
+) -> dict[str, Any]:
+    db = runtime.db
+    try:
+        payment = await gateway_of(runtime).charge(
+            amount=charge["amount"],
+            token=charge["token"],
+            receipt_email=charge.get("receipt_email"),
+            idempotency_key=str(charge["_id"]),
+        )
+    except CardDeclined as declined:
+        failed = await repository.fail_charge(db, charge=charge, reason=declined.message)
+        runtime.outbox_written()
+        if answer_buyer:
+            raise PaymentRequiredError(declined.message) from None
+        return failed or charge
+    except StripeUnavailable:
+        await repository.release_attempt(db, charge=charge)
+        if answer_buyer:
+            raise ServiceUnavailableError(UNAVAILABLE) from None
+        return charge
+    completed = await repository.complete_charge(
+        db, charge=charge, stripe_id=payment.payment_intent_id
+    )
+    if completed is None:  # recorded by whoever else replayed this attempt
+        completed = await repository.find_charge(db, charge_id=charge["_id"])
+        assert completed is not None
+    else:
+        runtime.outbox_written()
+    order = await repository.find_order(db, order_id=charge["order_id"])
+    if order is not None and order["status"] == "cancelled":
+        # The order expired (or was cancelled) while the card was being charged.
+        await refund_if_cancelled(runtime, order_id=charge["order_id"])
+        if answer_buyer:
+            raise BadRequestError(
+                "The order was cancelled before the payment went through; it has been refunded"
+            )
+    return completed
+
+
+async def refund_if_cancelled(runtime: ServiceRuntime, *, order_id: str) -> int:
+    """Refund every completed charge of a cancelled order; returns how many were refunded now.
+
+    A refund Stripe cannot take right now stays flagged (`refund_due`) for the sweeper.
+    """
+    await repository.mark_refund_due(runtime.db, order_id=order_id)
+    return await _refund_owed(
+        runtime, await repository.charges_owed_a_refund(runtime.db, order_id=order_id)
+    )
+
+
+async def _refund_owed(runtime: ServiceRuntime, charges: list[dict[str, Any]]) -> int:
+    refunded = 0
+    for charge in charges:
+        try:
+            refund_id = await gateway_of(runtime).refund(
+                payment_intent_id=charge["stripe_id"], idempotency_key=f"refund-{charge['_id']}"
+            )
+        except StripeUnavailable:
+            continue
+        if await repository.record_refund(runtime.db, charge=charge, refund_id=refund_id):
+            runtime.outbox_written()
+            log.info("refunded charge %s of cancelled order %s", charge["_id"], charge["order_id"])
+            refunded += 1
+    return refunded
+
+
+async def settle_cancelled_order(runtime: ServiceRuntime, *, order_id: str) -> None:
+    """An order ended cancelled: resolve its unresolved attempt, then refund what was taken."""
+    live = await repository.find_live_charge(runtime.db, order_id=order_id)
+    if live is not None and live["status"] == "created":
+        claimed = await repository.claim_attempt(
+            runtime.db, charge_id=live["_id"], lease=_lease(runtime)
+        )
+        if claimed is not None:
+            await _attempt(runtime, claimed, answer_buyer=False)
+    await refund_if_cancelled(runtime, order_id=order_id)
+
+
+async def sweep_once(runtime: ServiceRuntime) -> None:
+    """Retry what a failed request or a Stripe outage left: owed refunds, unresolved attempts."""
+    await _refund_owed(runtime, await repository.charges_owed_a_refund(runtime.db))
+    for charge in await repository.unresolved_attempts(runtime.db, now=utc_now()):
+        order = await repository.find_order(runtime.db, order_id=charge["order_id"])
+        # An open order's unresolved attempt waits for its buyer to retry (or for its expiry).
+        if order is not None and order["status"] == "cancelled":
+            await settle_cancelled_order(runtime, order_id=charge["order_id"])
+
+
+async def run_sweeper(runtime: ServiceRuntime) -> None:
+    """Background task: sweep periodically; closes the Stripe client when the service stops."""
+    try:
+        while True:
+            try:
+                await sweep_once(runtime)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("payments sweep failed; trying again later")
+            await asyncio.sleep(runtime.settings.payments_sweep_seconds)
+    finally:
+        await gateway_of(runtime).close()

@@ -1,0 +1,35 @@
+"""Events payments' tests publish as orders and auth would, and waiting until they are handled."""
+
+from decimal import Decimal
+from typing import Any
+
+from bson import ObjectId
+from common.events import OrderCreated, TicketPriceRef
+from common.testing import TestBus
+from common.types import utc_now
+
+BUYER_ID = "5f1f1f1f1f1f1f1f1f1f1f1f"
+BUYER_EMAIL = "buyer@example.com"
+
+
+def order_created(
+    *, user_id: str = BUYER_ID, price: str = "25.50", order_id: str | None = None
+) -> OrderCreated:
+    return OrderCreated(
+        id=order_id or str(ObjectId()),
+        version=0,
+        status="created",
+        user_id=user_id,
+        expires_at=utc_now(),
+        ticket=TicketPriceRef(id=str(ObjectId()), price=Decimal(price)),
+    )
+
+
+async def publish_and_settle(bus: TestBus, *events: Any) -> None:
+    """Publish events and wait until payments' consumers have handled all of them."""
+    for event in events:
+        await bus.publish(event)
+    for name in {
+        "payments-" + event.subject.removeprefix("ticketing.").replace(".", "-") for event in events
+    }:
+        await bus.wait_consumer_idle(name)
