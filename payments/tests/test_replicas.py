@@ -1,0 +1,80 @@
+"""The orders and users replicas: version N applies only on top of N-1, duplicates are dropped."""
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import stripe
+from common.events import (
+    ChargeUpdated,
+    OrderCancelled,
+    OrderUpdated,
+    TicketRef,
+    UserCreated,
+    UserUpdated,
+)
+from common.testing import TestBus
+from fastapi import FastAPI
+from payment_events import BUYER_ID, order_created, publish_and_settle
+
+
+async def pay(client: httpx.AsyncClient, order_id: str) -> httpx.Response:
+    return await client.post("/api/payments", json={"orderId": order_id, "token": "pm_card_visa"})
+
+
+async def test_a_cancellation_arriving_before_its_order_applies_once_the_order_is_there(
+    app: FastAPI, client: httpx.AsyncClient, bus: TestBus, session_cookie: Callable[..., Any]
+) -> None:
+    created = order_created()
+    await bus.publish(
+        OrderCancelled(id=created.id, version=1, ticket=TicketRef(id=created.ticket.id))
+    )
+    await publish_and_settle(bus, created)
+    await bus.wait_consumer_idle("payments-order-cancelled-v1")
+    client.cookies = session_cookie(BUYER_ID)
+
+    response = await pay(client, created.id)
+
+    assert response.json() == {"errors": [{"message": "Cannot pay for a cancelled order"}]}
+
+
+async def test_duplicate_and_stale_order_events_change_nothing(
+    app: FastAPI, client: httpx.AsyncClient, bus: TestBus, session_cookie: Callable[..., Any]
+) -> None:
+    created = order_created()
+    awaiting = OrderUpdated(id=created.id, version=1, status="awaiting_payment")
+    await publish_and_settle(bus, created, awaiting)
+    # Redelivered: OrderCreated would reset the replica to version 0 if it were applied again.
+    await publish_and_settle(bus, created, awaiting)
+    await publish_and_settle(
+        bus, OrderCancelled(id=created.id, version=2, ticket=TicketRef(id=created.ticket.id))
+    )
+    client.cookies = session_cookie(BUYER_ID)
+
+    response = await pay(client, created.id)
+
+    assert response.json() == {"errors": [{"message": "Cannot pay for a cancelled order"}]}
+
+
+async def test_the_receipt_goes_to_the_users_latest_email_whatever_order_events_came_in(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    bus: TestBus,
+    session_cookie: Callable[..., Any],
+    stripe_client: stripe.StripeClient,
+) -> None:
+    created = order_created()
+    await bus.publish(UserUpdated(id=BUYER_ID, email="new@example.com", version=1))
+    await publish_and_settle(bus, UserCreated(id=BUYER_ID, email="old@example.com", version=0))
+    await publish_and_settle(bus, UserCreated(id=BUYER_ID, email="old@example.com", version=0))
+    await bus.wait_consumer_idle("payments-user-updated-v1")
+    await publish_and_settle(bus, created)
+    client.cookies = session_cookie(BUYER_ID, "session@example.com")
+
+    response = await pay(client, created.id)
+
+    assert response.status_code == 201
+    charge = await bus.wait_for(ChargeUpdated, id=response.json()["id"])
+    assert charge.stripe_id is not None
+    intent = await stripe_client.v1.payment_intents.retrieve_async(charge.stripe_id)
+    assert intent.to_dict()["receipt_email"] == "new@example.com"
