@@ -8,6 +8,8 @@ import pytest
 from devserver.harness import RunningSystem, free_ports, running_system
 from devserver.system import StartupError, System, SystemConfig
 
+from devserver import system as system_module
+
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
@@ -92,3 +94,21 @@ def test_a_service_that_crashes_at_start_fails_the_start_and_leaves_nothing(
 
 def zombie(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_asking_for_an_unknown_service_is_an_error(tmp_path: Path) -> None:
+    system = System(SystemConfig(data_dir=tmp_path, services=frozenset({"auth", "billing"})))
+    with pytest.raises(StartupError, match="no such service: billing"):
+        system.start()
+    assert system.children == {}
+
+
+def test_asking_for_a_service_that_is_not_built_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `make up` skips a service with no app module; a test that names it must not run without it.
+    monkeypatch.setattr(system_module, "importable", lambda service: service.name != "tickets")
+    system = System(SystemConfig(data_dir=tmp_path, services=frozenset({"auth", "tickets"})))
+    with pytest.raises(StartupError, match=r"cannot start tickets \(tickets\.app\)"):
+        system.start()
+    assert system.children == {}

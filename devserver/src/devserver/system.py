@@ -283,11 +283,18 @@ class System:
     def _start(self) -> None:
         cfg = self.config
         wanted = [s for s in SERVICES if cfg.services is None or s.name in cfg.services]
+        unknown = set(cfg.services or ()) - {s.name for s in SERVICES}
+        if unknown:
+            raise StartupError(f"no such service: {', '.join(sorted(unknown))}")
         for service in wanted:
             if importable(service):
                 self.services[service.name] = service
             else:
                 self.skipped.append(service.name)
+        if cfg.services is not None and self.skipped:
+            # Asked for by name (a test): a missing one is an error, not something to skip.
+            missing = ", ".join(f"{name} ({_module(name)})" for name in self.skipped)
+            raise StartupError(f"cannot start {missing}: no such module")
         self._check_ports()
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
