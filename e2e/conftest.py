@@ -3,7 +3,7 @@
 Use the `system` fixture (one system per test module; see devserver.harness.RunningSystem):
 
     SYSTEM_ENV = {"ORDER_EXPIRATION_SECONDS": "3"}   # optional: extra env for every service
-    SYSTEM_SERVICES = {"auth", "tickets", "orders"}   # optional: start only these
+    SYSTEM_SERVICES = {"auth", "tickets", "orders"}   # optional: only these (each must exist)
 
     async def test_signup(system: RunningSystem) -> None:
         async with system.client() as browser:          # HTTPS, trusts the dev CA, own cookies
@@ -14,8 +14,9 @@ Use the `system` fixture (one system per test module; see devserver.harness.Runn
     system.service_url("orders")
     system.log("orders")  # what that process printed; every log is under system.data_dir/logs
 
-Services whose app module does not exist yet are not started (`system.services` lists those
-that are). When a test fails, the tail of every process's output is attached to its report.
+Without SYSTEM_SERVICES, services whose app module does not exist yet are skipped, as `make up`
+skips them (`system.services` lists those running). When a test fails, the tail of every
+process's output is attached to its report.
 """
 
 from collections.abc import Iterator
