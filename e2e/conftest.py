@@ -10,6 +10,8 @@ Use the `system` fixture (one system per test module; see devserver.harness.Runn
             response = await browser.post("/api/users/signup", json={...})
 
     system.restart("expiration") / system.kill("expiration") + system.start("expiration")
+    # these block until the service is ready; in an async test that must keep its event loop
+    # running meanwhile: await asyncio.to_thread(system.restart, "expiration")
     system.base_url (alias url), system.ca_path (alias ca_cert), system.nats_url,
     system.service_url("orders")
     system.log("orders")  # what that process printed; every log is under system.data_dir/logs

@@ -1,6 +1,8 @@
 """The e2e harness: the system on free ports, env overrides, and restarting one service."""
 
 import io
+import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,3 +114,18 @@ def test_asking_for_a_service_that_is_not_built_is_an_error(
     with pytest.raises(StartupError, match=r"cannot start tickets \(tickets\.app\)"):
         system.start()
     assert system.children == {}
+
+
+async def test_a_service_restarted_from_a_short_lived_thread_outlives_it(
+    system: RunningSystem,
+) -> None:
+    # What `await asyncio.to_thread(system.restart, "auth")` does; the thread then ends.
+    worker = threading.Thread(target=system.restart, args=("auth",))
+    worker.start()
+    worker.join()
+    process = system.system.children["auth"].process
+    assert process is not None
+    with pytest.raises(subprocess.TimeoutExpired):
+        process.wait(timeout=3)  # a child tied to the ended thread would get SIGTERM at once
+    async with system.client() as browser:
+        assert (await browser.get("/api/users/currentuser")).status_code == 200

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
@@ -117,6 +118,36 @@ class LogPump:
                         pass
 
 
+_spawner: ThreadPoolExecutor | None = None
+_spawner_lock = threading.Lock()
+
+
+def _popen(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        args,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
+
+
+def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start a child from one long-lived thread, whichever thread asks.
+
+    PR_SET_PDEATHSIG fires when the *thread* that started a child exits, not the process: a
+    service restarted from a short-lived thread (asyncio.to_thread, an executor torn down with
+    a test's event loop) would otherwise be killed when that thread goes away.
+    """
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devserver-spawn")
+    return _spawner.submit(_popen, args, env).result()
+
+
 class Child:
     """One named child process of the system and the thread that shows its output.
 
@@ -157,15 +188,7 @@ class Child:
 
     def start(self) -> None:
         self.reported_exit = False
-        self.process = subprocess.Popen(
-            self.args,
-            env={**os.environ, **self.env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
+        self.process = spawn(self.args, {**os.environ, **self.env})
         assert self.process.stdout is not None
         self._reader = self.pump.follow(self.process.stdout)
 
