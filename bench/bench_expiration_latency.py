@@ -15,6 +15,7 @@ import tempfile
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import nats
 from bson import ObjectId
@@ -65,7 +66,7 @@ async def measure(nats_url: str) -> list[float]:
     await js.subscribe(
         OrderExpired.subject, stream=STREAM_NAME, cb=on_expired, ordered_consumer=True
     )
-    database = AsyncMongoMockClient(tz_aware=True)["bench_expiration"]
+    database: Any = AsyncMongoMockClient(tz_aware=True)["bench_expiration"]
     async with running(create_app(database=database)):
         publisher = Publisher(js)
         start = utc_now()

@@ -65,6 +65,9 @@ async def test_a_declined_card_is_402_with_stripes_message_and_a_failed_charge(
     assert response.json() == {"errors": [{"message": "Your card was declined."}]}
     updated = await bus.wait_for(ChargeUpdated, order_id=order.id)
     assert (updated.version, updated.status, updated.stripe_id) == (1, "failed", None)
+    # The decline ends the order: another card is not charged for it.
+    again = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    assert again.json() == {"errors": [{"message": "Cannot pay for a cancelled order"}]}
     assert len(bus.published(ChargeCreated, order_id=order.id)) == 1
 
 

@@ -32,6 +32,7 @@ log = logging.getLogger("payments.charging")
 GATEWAY = "stripe_gateway"
 UNAVAILABLE = "Payment service unavailable, try again"
 ALREADY_PAID = "Order has already been paid"
+CANCELLED = "Cannot pay for a cancelled order"
 
 
 def gateway_of(runtime: ServiceRuntime) -> StripeGateway:
@@ -53,8 +54,10 @@ async def pay(
         raise NotFoundError("Order not found")
     if order["user_id"] != user.id:
         raise ForbiddenError("You can only pay for your own orders")
-    if order["status"] == "cancelled":
-        raise BadRequestError("Cannot pay for a cancelled order")
+    # A declined charge cancels the order (SPEC); refuse before the cancellation even arrives,
+    # rather than take money that would have to be refunded.
+    if order["status"] == "cancelled" or await repository.has_failed_charge(db, order_id=order_id):
+        raise BadRequestError(CANCELLED)
     if order["status"] == "completed":
         raise BadRequestError(ALREADY_PAID)
     stored_user = await repository.find_user(db, user_id=user.id)

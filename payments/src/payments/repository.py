@@ -163,6 +163,14 @@ async def find_live_charge(db: Database, *, order_id: str) -> dict[str, Any] | N
     return await db[CHARGES].find_one({"order_id": order_id, "live": True})
 
 
+async def has_failed_charge(db: Database, *, order_id: str) -> bool:
+    """A declined attempt ends its order (orders cancels it on the failed ChargeUpdated)."""
+    return (
+        await db[CHARGES].find_one({"order_id": order_id, "status": "failed"}, {"_id": 1})
+        is not None
+    )
+
+
 async def claim_attempt(
     db: Database, *, charge_id: ObjectId, lease: timedelta
 ) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass
 
 import stripe
+from stripe.params import PaymentIntentCreateParams
 
 from payments.settings import Settings
 
@@ -37,12 +38,10 @@ class Payment:
 class StripeGateway:
     def __init__(self, settings: Settings) -> None:
         self._http = stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds)
-        base_addresses: stripe.BaseAddresses = {}
-        if settings.stripe_api_base:
-            base_addresses["api"] = settings.stripe_api_base
         self._client = stripe.StripeClient(
             settings.stripe_secret_key,
-            base_addresses=base_addresses,
+            # Unset: the SDK's default, Stripe itself.
+            base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else {},
             max_network_retries=settings.stripe_max_network_retries,
             http_client=self._http,
         )
@@ -51,11 +50,12 @@ class StripeGateway:
         self, *, amount: int, token: str, receipt_email: str | None, idempotency_key: str
     ) -> Payment:
         """Create and confirm a PaymentIntent for `amount` cents on the card `token`."""
-        params: stripe.PaymentIntentCreateParams = {
+        params: PaymentIntentCreateParams = {
             "amount": amount,
             "currency": CURRENCY,
             "payment_method": token,
-            "payment_method_types": ["card"],
+            # Cards only, confirmed here and now: no redirect-based methods, no return_url.
+            "automatic_payment_methods": {"enabled": False},
             "confirm": True,
         }
         if receipt_email:
