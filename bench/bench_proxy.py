@@ -11,6 +11,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from common.testing.processes import ManagedProcess, free_port
 from devserver.certs import ensure_ca, server_certificate
@@ -146,7 +147,7 @@ def main() -> None:
                 )
             )
 
-        rows = []
+        rows: list[dict[str, Any]] = []
         for target in targets:
             cafile = ca if target.url.startswith("https") else None
             load(target.url, 300, args.concurrency, cafile)  # warm up: connections, TLS sessions
@@ -191,12 +192,12 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         added = row["seq_p50_ms"] - direct["seq_p50_ms"]
-        front_cpu = f"{row['front_cpu_us']:.0f}"
+        proxy_cpu = f"{row['front_cpu_us']:.0f}"
         print(
             f"| {row['target']} | {row['seq_p50_ms']:.2f} | {row['seq_p99_ms']:.2f} | "
             f"{'—' if row is direct else f'{added:+.2f}'} | {row['rps']:.0f} | "
             f"{row['conc_p50_ms']:.1f} | {row['conc_p99_ms']:.1f} | "
-            f"{'—' if row is direct else front_cpu} | "
+            f"{'—' if row is direct else proxy_cpu} | "
             f"{row['service_cpu_us']:.0f} | {row['failures']:.0f} |"
         )
 
