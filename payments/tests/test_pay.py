@@ -222,3 +222,17 @@ async def test_stripe_unreachable_is_503_and_a_retry_resumes_the_same_charge(
     completed = await bus.wait_for(ChargeUpdated, id=started.id)
     assert completed.status == "completed"
     assert len(bus.published(ChargeCreated)) == 1
+
+
+async def test_a_payment_method_stripe_does_not_know_fails_the_charge_with_402(
+    client: httpx.AsyncClient,
+    bus: TestBus,
+    order: Any,
+    session_cookie: Callable[..., dict[str, str]],
+) -> None:
+    response = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id, "pm_no_such_card")
+
+    assert response.status_code == 402
+    assert response.json()["errors"][0]["message"]
+    updated = await bus.wait_for(ChargeUpdated, order_id=order.id)
+    assert updated.status == "failed"

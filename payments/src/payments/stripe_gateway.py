@@ -67,11 +67,10 @@ class StripeGateway:
         except stripe.CardError as error:
             raise CardDeclined(error.user_message or "Your card was declined.") from error
         except stripe.InvalidRequestError as error:
-            # A token Stripe does not know (or cannot use) is the buyer's card failing, not ours.
-            if error.param == "payment_method" or error.http_status == 404:
-                raise CardDeclined(error.user_message or "This card cannot be used.") from error
-            log.error("Stripe rejected the PaymentIntent request: %s", error)
-            raise StripeUnavailable(str(error)) from error
+            # Stripe refused the request itself (unknown token, amount below its minimum): it
+            # would be refused again on every retry, so this attempt has failed, like a decline.
+            log.warning("Stripe refused a PaymentIntent: %s", error)
+            raise CardDeclined(error.user_message or "This payment cannot be made.") from error
         except stripe.StripeError as error:
             log.warning("Stripe unavailable for a charge: %s", error)
             raise StripeUnavailable(str(error)) from error
