@@ -20,7 +20,7 @@ class OrderCreatedListener(Listener[OrderCreated]):
             ticket = await repository.find_ticket(db, ticket_id=ticket_id)
             if ticket is None:
                 raise RetryLater(f"ticket {event.ticket.id} is unknown")
-            if ticket["order_id"] == event.id or event.id in ticket["released_order_ids"]:
+            if ticket["order_id"] == event.id or event.id in ticket.get("released_order_ids", []):
                 return  # already applied, or the order was cancelled before this arrived
             if ticket["order_id"] is not None:
                 # Orders holds at most one active order per ticket, so the previous holder's
