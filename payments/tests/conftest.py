@@ -19,12 +19,14 @@ STRIPE_KEY = "sk_test_gittix"
 def app_factory(localstripe: str, service_env: dict[str, str]) -> Callable[..., FastAPI]:
     """create_app on localstripe; `stripe_api_base=` points it elsewhere (e.g. a closed port)."""
 
-    def factory(*, database: Any, stripe_api_base: str = localstripe) -> FastAPI:
+    def factory(
+        *, database: Any, stripe_api_base: str = localstripe, stripe_timeout_seconds: float = 3
+    ) -> FastAPI:
         settings = Settings(  # type: ignore[call-arg]
             stripe_secret_key=STRIPE_KEY,
             stripe_api_base=stripe_api_base,
             # Quick to give up in tests; the SDK would otherwise wait and retry for a minute.
-            stripe_timeout_seconds=3,
+            stripe_timeout_seconds=stripe_timeout_seconds,
             stripe_max_network_retries=0,
         )
         return create_app(settings, database=database)

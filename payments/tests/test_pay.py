@@ -1,15 +1,16 @@
 """POST /api/payments: charging an order through Stripe, and every way it can be refused."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 import stripe
+from aiohttp import web
 from bson import ObjectId
 from common.events import ChargeCreated, ChargeUpdated, OrderCancelled, OrderUpdated, TicketRef
-from common.testing import TestBus, http_client, running
+from common.testing import TestBus, free_port, http_client, running
 from fastapi import FastAPI
 from payment_events import BUYER_EMAIL, BUYER_ID, order_created, publish_and_settle
 from payments.charging import ALREADY_PAID, UNAVAILABLE
@@ -236,3 +237,46 @@ async def test_a_payment_method_stripe_does_not_know_fails_the_charge_with_402(
     assert response.json()["errors"][0]["message"]
     updated = await bus.wait_for(ChargeUpdated, order_id=order.id)
     assert updated.status == "failed"
+
+
+@pytest.fixture(params=["server error", "timeout"])
+async def failing_stripe(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A Stripe API base that answers every request with a 500, or never answers in time."""
+    never = asyncio.Event()
+
+    async def answer(_: web.Request) -> web.Response:
+        if request.param == "timeout":
+            await never.wait()
+        return web.json_response(
+            {"error": {"type": "api_error", "message": "Something went wrong"}}, status=500
+        )
+
+    server = web.Application()
+    server.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}"
+    never.set()
+    await runner.cleanup()
+
+
+async def test_stripe_failing_or_timing_out_is_503_and_never_completes_the_order(
+    app_factory: Callable[..., FastAPI],
+    service_env: dict[str, str],
+    database: Any,
+    bus: TestBus,
+    failing_stripe: str,
+    session_cookie: Callable[..., dict[str, str]],
+) -> None:
+    created = order_created()
+    app = app_factory(database=database, stripe_api_base=failing_stripe, stripe_timeout_seconds=0.5)
+    async with running(app), http_client(app) as client:
+        await publish_and_settle(bus, created)
+        response = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), created.id)
+
+    assert response.status_code == 503
+    assert response.json() == {"errors": [{"message": UNAVAILABLE}]}
+    await bus.wait_for(ChargeCreated, order_id=created.id)
+    assert bus.published(ChargeUpdated) == []
