@@ -136,9 +136,7 @@ def settle(bus: TestBus) -> Callable[[type[Any]], Awaitable[None]]:
 
 
 @pytest.fixture
-def ticket_for_sale(
-    app: FastAPI, bus: TestBus
-) -> Callable[..., Awaitable[TicketCreated]]:
+def ticket_for_sale(app: FastAPI, bus: TestBus) -> Callable[..., Awaitable[TicketCreated]]:
     """Announce a ticket (as the tickets service would) and wait until the replica has it."""
 
     async def announce(**fields: Any) -> TicketCreated:

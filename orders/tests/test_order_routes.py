@@ -119,9 +119,7 @@ async def test_a_reserved_ticket_cannot_be_reserved_again(
     ticket = await ticket_for_sale()
     await place_order(ticket.id)
 
-    response = await client.post(
-        "/api/orders", json={"ticketId": ticket.id}, headers=other_buyer
-    )
+    response = await client.post("/api/orders", json={"ticketId": ticket.id}, headers=other_buyer)
 
     assert response.status_code == 400
     assert response.json() == ALREADY_RESERVED

@@ -158,7 +158,8 @@ async def test_the_owner_edits_a_ticket_and_ticket_updated_is_published(
     ticket = await sell(title="Concert", price=20)
 
     response = await client.put(
-        f"/api/tickets/{ticket['id']}", json={"title": "Concert (front row)", "price": 35.25},
+        f"/api/tickets/{ticket['id']}",
+        json={"title": "Concert (front row)", "price": 35.25},
         headers=seller,
     )
 

@@ -146,8 +146,8 @@ async def find_order(db: Database, *, order_id: ObjectId) -> dict[str, Any] | No
 
 async def list_orders(db: Database, *, user_id: str) -> list[dict[str, Any]]:
     """A buyer's orders, newest first."""
-    cursor = db[ORDERS].find({"user_id": user_id}, {"outbox": 0}).sort(
-        [("created_at", -1), ("_id", -1)]
+    cursor = (
+        db[ORDERS].find({"user_id": user_id}, {"outbox": 0}).sort([("created_at", -1), ("_id", -1)])
     )
     return [order async for order in cursor]
 

@@ -42,9 +42,7 @@ async def create_order(
     expires_at = (now + timedelta(seconds=settings.order_expiration_seconds)).replace(
         microsecond=now.microsecond // 1000 * 1000
     )
-    order = await repository.create_order(
-        db, ticket=ticket, user_id=user.id, expires_at=expires_at
-    )
+    order = await repository.create_order(db, ticket=ticket, user_id=user.id, expires_at=expires_at)
     runtime.outbox_written()
     return OrderOut.from_document(order)
 

@@ -51,8 +51,8 @@ async def find_ticket(db: Database, *, ticket_id: ObjectId) -> dict[str, Any] | 
 
 async def list_available(db: Database) -> list[dict[str, Any]]:
     """Tickets nobody has reserved, newest first."""
-    cursor = db[TICKETS].find({"order_id": None}, {"outbox": 0}).sort(
-        [("created_at", -1), ("_id", -1)]
+    cursor = (
+        db[TICKETS].find({"order_id": None}, {"outbox": 0}).sort([("created_at", -1), ("_id", -1)])
     )
     return [ticket async for ticket in cursor]
 

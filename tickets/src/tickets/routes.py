@@ -16,9 +16,7 @@ router = APIRouter(prefix="/api/tickets", tags=["tickets"])
 async def create_ticket(
     body: TicketBody, user: RequiredUser, db: DatabaseDep, runtime: RuntimeDep
 ) -> TicketOut:
-    ticket = await repository.create_ticket(
-        db, title=body.title, price=body.price, user_id=user.id
-    )
+    ticket = await repository.create_ticket(db, title=body.title, price=body.price, user_id=user.id)
     runtime.outbox_written()
     return TicketOut.from_document(ticket)
 
