@@ -106,6 +106,45 @@ async def test_a_change_written_on_a_stale_version_is_refused(database: Any) -> 
     assert stored is not None and (stored["title"], stored["version"]) == ("First", 1)
 
 
+async def test_a_reservation_read_before_its_cancellation_was_noted_does_not_lock(
+    database: Any,
+) -> None:
+    # OrderCreated and OrderCancelled of one order handled at the same moment, the
+    # cancellation's note landing between the reservation's read and its write.
+    ticket = await repository.create_ticket(
+        database, title="Concert", price=Decimal("20.00"), user_id="u1"
+    )
+    read_by_reservation = await repository.find_ticket(database, ticket_id=ticket["_id"])
+    assert read_by_reservation is not None
+
+    noted = await repository.remember_released_order(
+        database, ticket_id=ticket["_id"], order_id="order-a"
+    )
+    reserved = await repository.reserve_ticket(database, read_by_reservation, order_id="order-a")
+
+    assert noted and reserved is None
+    stored = await repository.find_ticket(database, ticket_id=ticket["_id"])
+    assert stored is not None and (stored["order_id"], stored["version"]) == (None, 0)
+
+
+async def test_a_cancellation_read_before_its_reservation_landed_is_told_to_release_it(
+    database: Any,
+) -> None:
+    ticket = await repository.create_ticket(
+        database, title="Concert", price=Decimal("20.00"), user_id="u1"
+    )
+    fresh = await repository.find_ticket(database, ticket_id=ticket["_id"])
+    assert fresh is not None
+    # The cancellation read the ticket unreserved; then the reservation landed.
+    assert await repository.reserve_ticket(database, fresh, order_id="order-a") is not None
+
+    noted = await repository.remember_released_order(
+        database, ticket_id=ticket["_id"], order_id="order-a"
+    )
+
+    assert noted is False  # so the listener reads again and releases the ticket
+
+
 async def test_concurrent_edits_each_bump_the_version_once(
     client: httpx.AsyncClient, seller: Headers, bus: TestBus
 ) -> None:

@@ -26,7 +26,7 @@ class OrderCreatedListener(Listener[OrderCreated]):
                 # Orders holds at most one active order per ticket, so the previous holder's
                 # OrderCancelled is still on its way.
                 raise RetryLater(f"ticket {event.ticket.id} still held by {ticket['order_id']}")
-            if await repository.save_change(db, ticket, {"order_id": event.id}) is not None:
+            if await repository.reserve_ticket(db, ticket, order_id=event.id) is not None:
                 self.runtime.outbox_written()
                 return
 
@@ -46,15 +46,12 @@ class OrderCancelledListener(Listener[OrderCancelled]):
             if ticket["order_id"] != event.id:
                 # Already released, or its OrderCreated has not arrived yet: remember the order
                 # so that OrderCreated, if it comes, does not lock the ticket again.
-                await repository.remember_released_order(db, ticket_id=ticket_id, order_id=event.id)
-                return
-            released = await repository.save_change(
-                db,
-                ticket,
-                {"order_id": None},
-                also={"$addToSet": {"released_order_ids": event.id}},
-            )
-            if released is not None:
+                if await repository.remember_released_order(
+                    db, ticket_id=ticket_id, order_id=event.id
+                ):
+                    return
+                continue  # the order took the ticket meanwhile: release it
+            if await repository.release_ticket(db, ticket, order_id=event.id) is not None:
                 self.runtime.outbox_written()
                 return
 

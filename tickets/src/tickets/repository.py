@@ -63,9 +63,11 @@ async def save_change(
     changes: dict[str, Any],
     *,
     also: dict[str, Any] | None = None,
+    only_if: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Write `changes` on top of the version `ticket` was read at, as version + 1, with its
-    TicketUpdated in the same write. `also` adds update operators that are bookkeeping only.
+    TicketUpdated in the same write. `also` adds update operators that are bookkeeping only;
+    `only_if` adds conditions on fields that change without a new version.
 
     None when someone changed the ticket in between: the caller re-reads and decides again.
     """
@@ -85,7 +87,7 @@ async def save_change(
         "$push": {"outbox": events.CONTRACT.outbox_entry(event)},
     }
     return await db[TICKETS].find_one_and_update(
-        {"_id": ticket["_id"], "version": ticket["version"]},
+        {**(only_if or {}), "_id": ticket["_id"], "version": ticket["version"]},
         update,
         projection={"outbox": 0},
         return_document=ReturnDocument.AFTER,
@@ -111,8 +113,34 @@ async def edit_ticket(
             return updated
 
 
-async def remember_released_order(db: Database, *, ticket_id: ObjectId, order_id: str) -> None:
-    """Note a cancelled order that does not hold the ticket, so its late OrderCreated is ignored."""
-    await db[TICKETS].update_one(
-        {"_id": ticket_id}, {"$addToSet": {"released_order_ids": order_id}}
+async def reserve_ticket(
+    db: Database, ticket: dict[str, Any], *, order_id: str
+) -> dict[str, Any] | None:
+    """Set the order holding the ticket, unless that order was meanwhile noted as released;
+    None when the write did not happen (the caller re-reads and decides again)."""
+    return await save_change(
+        db, ticket, {"order_id": order_id}, only_if={"released_order_ids": {"$ne": order_id}}
     )
+
+
+async def release_ticket(
+    db: Database, ticket: dict[str, Any], *, order_id: str
+) -> dict[str, Any] | None:
+    """Clear the order holding the ticket and note it as released, so a late copy of its
+    OrderCreated cannot lock the ticket again; None when the ticket changed in between."""
+    return await save_change(
+        db, ticket, {"order_id": None}, also={"$addToSet": {"released_order_ids": order_id}}
+    )
+
+
+async def remember_released_order(db: Database, *, ticket_id: ObjectId, order_id: str) -> bool:
+    """Note a cancelled order that does not hold the ticket, so its late OrderCreated is ignored.
+
+    False when the order took the ticket in between (the caller must release it instead). With
+    the matching condition in reserve_ticket, one of the two always sees the other's write.
+    """
+    result = await db[TICKETS].update_one(
+        {"_id": ticket_id, "order_id": {"$ne": order_id}},
+        {"$addToSet": {"released_order_ids": order_id}},
+    )
+    return bool(result.matched_count)
