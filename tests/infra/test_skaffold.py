@@ -1,7 +1,6 @@
 """skaffold.yaml: schema-valid, an artifact per image, kustomize, a dev profile that syncs."""
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,7 +86,7 @@ def test_a_dev_profile_that_does_not_sync_is_rejected(
 
 
 def test_a_missing_kustomize_path_is_rejected(
-    skaffold: Manifest, base_objects: list[Manifest], tmp_path: Path
+    skaffold: Manifest, base_objects: list[Manifest]
 ) -> None:
     broken = copy.deepcopy(skaffold)
     broken["manifests"]["kustomize"]["paths"] = ["infra/kubernetes"]
