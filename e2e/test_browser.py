@@ -258,6 +258,9 @@ def test_a_seller_lists_a_ticket_and_a_second_person_buys_and_pays_for_it(
     expect(seller.page.get_by_text("A buyer has reserved or bought this ticket")).to_be_visible()
     seller.nav.get_by_role("link", name="My tickets").click()
     expect(seller.page.get_by_text("You have no tickets for sale.")).to_be_visible()
+    seller.page.goto(order_url)
+    expect(seller.page.get_by_text("This order belongs to someone else.")).to_be_visible()
+    expect(seller.page.get_by_role("button", name=PAY)).to_be_hidden()
 
 
 def test_a_declined_card_is_reported_and_the_ticket_is_for_sale_again(
@@ -291,7 +294,11 @@ def test_form_errors_are_shown_next_to_the_field_they_concern(
 ) -> None:
     someone = people("val")
     page = someone.page
-    page.goto(system.url + "/signup")
+    # Signed out, "Sell a ticket" asks to sign in first and comes back afterwards.
+    page.goto(system.url + "/tickets/new")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_role("link", name="Create an account").click()
+    expect(page.get_by_role("heading", name="Sign up")).to_be_visible()
 
     page.get_by_label("Email").fill("not-an-email")
     page.get_by_label("Password").fill("short")
@@ -303,8 +310,8 @@ def test_form_errors_are_shown_next_to_the_field_they_concern(
 
     someone.fill_sign_up()
     expect(someone.nav).to_contain_text(someone.email)
+    expect(page.get_by_role("heading", name="Sell a ticket")).to_be_visible()
 
-    someone.nav.get_by_role("link", name="Sell a ticket").click()
     page.get_by_role("button", name="Sell ticket").click()
     expect(page.locator("#title-error")).to_have_text("Enter a title.")
     page.get_by_label("Title").fill("Opera, box 3")
