@@ -13,6 +13,11 @@ from common.catalog import render
 from devserver.system import repo_root
 
 
+def render_all() -> dict[str, str]:
+    """Every generated file under docs/, by name, as it should be committed."""
+    return render()
+
+
 def stale_files(docs_dir: Path) -> list[str]:
     """The generated files whose committed content differs from what would be generated now."""
     return [
