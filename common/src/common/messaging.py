@@ -186,7 +186,8 @@ class ListenerRunner:
         while True:
             try:
                 messages = await subscription.fetch(self.batch, timeout=1)
-            except NatsTimeoutError:
+            except (NatsTimeoutError, asyncio.TimeoutError):
+                # An empty fetch; nats-py may raise either kind (distinct types on 3.11).
                 continue
             except asyncio.CancelledError:
                 raise
