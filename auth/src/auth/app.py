@@ -1,17 +1,13 @@
 """auth's app: create_app builds it (uvicorn --factory auth.app:create_app)."""
 
 from common.mongo import Database
-from common.service import ServiceRuntime, create_service_app
+from common.service import create_service_app
 from fastapi import FastAPI
 
 from auth import repository
 from auth.events import CONTRACT
 from auth.routes import router
 from auth.settings import Settings
-
-
-async def _setup(runtime: ServiceRuntime) -> None:
-    await repository.create_indexes(runtime.db)
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -21,5 +17,5 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         routers=[router],
         outbox_collections=[repository.USERS],
         database=database,
-        setup=_setup,
+        create_indexes=repository.create_indexes,
     )

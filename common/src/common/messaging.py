@@ -9,7 +9,6 @@ from typing import Any, ClassVar, Generic, TypeVar
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -186,8 +185,9 @@ class ListenerRunner:
         while True:
             try:
                 messages = await subscription.fetch(self.batch, timeout=1)
-            except (NatsTimeoutError, asyncio.TimeoutError):
-                # An empty fetch; nats-py may raise either kind (distinct types on 3.11).
+            except TimeoutError:
+                # An empty fetch: nats-py raises its own TimeoutError (a subclass) or the
+                # builtin one from the underlying wait, depending on where the wait ran out.
                 continue
             except asyncio.CancelledError:
                 raise

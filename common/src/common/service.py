@@ -53,13 +53,15 @@ def create_service_app(
     routers: Sequence[APIRouter],
     outbox_collections: Sequence[str] = (),
     database: Database | None = None,
+    create_indexes: Callable[[Database], Awaitable[None]] | None = None,
     setup: Setup | None = None,
     background: Sequence[Background] = (),
 ) -> FastAPI:
     """A FastAPI app for one service.
 
     `database` injects a database (tests pass mongomock's); otherwise MONGO_URL decides.
-    `setup` runs once the database is there (indexes); `background` tasks run until shutdown.
+    `create_indexes(db)` and then `setup(runtime)` run once the database is there;
+    `background` tasks run until shutdown.
     """
 
     @asynccontextmanager
@@ -72,6 +74,8 @@ def create_service_app(
         app.state.runtime = runtime
         app.state.db = handle.database
         app.state.db_handle = handle
+        if create_indexes is not None:
+            await create_indexes(handle.database)
         if setup is not None:
             await setup(runtime)
         runtime.nc, runtime.js = await connect_bus(settings.nats_url, name=contract.name)

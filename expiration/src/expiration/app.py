@@ -4,17 +4,13 @@ It serves only /healthz and /readyz; its work is the listeners and the scheduler
 """
 
 from common.mongo import Database
-from common.service import ServiceRuntime, create_service_app
+from common.service import create_service_app
 from fastapi import FastAPI
 
 from expiration import repository
 from expiration.events import CONTRACT
 from expiration.scheduler import run_scheduler
 from expiration.settings import Settings
-
-
-async def _setup(runtime: ServiceRuntime) -> None:
-    await repository.create_indexes(runtime.db)
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -24,6 +20,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         routers=[],
         outbox_collections=[repository.EXPIRATIONS],
         database=database,
-        setup=_setup,
+        create_indexes=repository.create_indexes,
         background=[run_scheduler],
     )

@@ -1,17 +1,13 @@
 """orders' app: create_app builds it (uvicorn --factory orders.app:create_app)."""
 
 from common.mongo import Database
-from common.service import ServiceRuntime, create_service_app
+from common.service import create_service_app
 from fastapi import FastAPI
 
 from orders import repository
 from orders.events import CONTRACT
 from orders.routes import router
 from orders.settings import Settings
-
-
-async def _setup(runtime: ServiceRuntime) -> None:
-    await repository.create_indexes(runtime.db)
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -21,5 +17,5 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         routers=[router],
         outbox_collections=[repository.ORDERS],
         database=database,
-        setup=_setup,
+        create_indexes=repository.create_indexes,
     )

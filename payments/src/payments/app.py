@@ -16,7 +16,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     settings = settings or Settings()  # type: ignore[call-arg]
 
     async def setup(runtime: ServiceRuntime) -> None:
-        await repository.create_indexes(runtime.db)
         runtime.extras[GATEWAY] = StripeGateway(settings)
 
     return create_service_app(
@@ -25,6 +24,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         routers=[router],
         outbox_collections=[repository.CHARGES],
         database=database,
+        create_indexes=repository.create_indexes,
         setup=setup,
         background=[run_sweeper],
     )
