@@ -1,11 +1,15 @@
 """tickets' request and response bodies."""
 
+from decimal import Decimal
 from typing import Any
 
 from common.types import CamelModel, Price, cents_to_price
 from pydantic import field_validator
 
 TITLE_MAX_LENGTH = 120
+# What Stripe can charge in USD: a ticket priced outside this range could never be paid for.
+PRICE_MIN = Decimal("0.50")
+PRICE_MAX = Decimal("999999.99")
 
 
 class TicketBody(CamelModel):
@@ -22,6 +26,13 @@ class TicketBody(CamelModel):
             raise ValueError("Title is required")
         if len(value) > TITLE_MAX_LENGTH:
             raise ValueError(f"Title must be at most {TITLE_MAX_LENGTH} characters")
+        return value
+
+    @field_validator("price")
+    @classmethod
+    def _price(cls, value: Decimal) -> Decimal:
+        if not PRICE_MIN <= value <= PRICE_MAX:
+            raise ValueError(f"Price must be between ${PRICE_MIN} and ${PRICE_MAX:,}")
         return value
 
 
