@@ -7,6 +7,7 @@ from pathlib import Path
 from common.errors import install_error_handlers
 from common.health import health_router
 from common.logging import configure_logging
+from common.request_guards import install_request_guards
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_page_errors(app)
+    # The pages take no bodies and change nothing, but the same guards keep every service alike.
+    install_request_guards(app)
 
     @app.middleware("http")
     async def security_headers(

@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -18,6 +18,7 @@ from common.logging import configure_logging
 from common.messaging import ListenerRunner, Publisher, connect_bus, ensure_stream
 from common.mongo import Database, DatabaseHandle
 from common.outbox import OutboxRelay
+from common.request_guards import install_request_guards
 from common.settings import ServiceSettings
 
 log = logging.getLogger("common.service")
@@ -56,12 +57,14 @@ def create_service_app(
     create_indexes: Callable[[Database], Awaitable[None]] | None = None,
     setup: Setup | None = None,
     background: Sequence[Background] = (),
+    larger_bodies: Mapping[str, int] | None = None,
 ) -> FastAPI:
     """A FastAPI app for one service.
 
     `database` injects a database (tests pass mongomock's); otherwise MONGO_URL decides.
     `create_indexes(db)` and then `setup(runtime)` run once the database is there;
-    `background` tasks run until shutdown.
+    `background` tasks run until shutdown. Request bodies are limited to MAX_BODY_BYTES except
+    on the exact paths `larger_bodies` gives their own limit.
     """
 
     @asynccontextmanager
@@ -114,6 +117,12 @@ def create_service_app(
     app = FastAPI(title=f"GitTix {contract.name}", lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
+    install_request_guards(
+        app,
+        max_body_bytes=settings.max_body_bytes,
+        larger_bodies=larger_bodies,
+        trusted_origins=settings.trusted_origins,
+    )
     app.include_router(health_router({"mongo": mongo_ready, "nats": nats_ready}))
     for router in routers:
         app.include_router(router)

@@ -1,9 +1,11 @@
 """The settings base every service extends: from the environment only, via pydantic-settings."""
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from common.request_guards import DEFAULT_MAX_BODY_BYTES
 
 
 def _pem(value: str | None) -> str | None:
@@ -32,6 +34,11 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     # Stream replicas: 1 on a laptop, 3 on the Kubernetes NATS cluster.
     nats_stream_replicas: int = 1
+    # MAX_BODY_BYTES: the largest request body a route accepts; past it the answer is 413.
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    # TRUSTED_ORIGINS: comma-separated origins (https://host[:port]) of OTHER sites whose pages
+    # may send state-changing requests; the page's own origin never needs listing.
+    trusted_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
     @field_validator("jwt_public_key")
     @classmethod
@@ -41,6 +48,13 @@ class ServiceSettings(BaseSettings):
         if "PUBLIC KEY" not in normalised:
             raise ValueError("JWT_PUBLIC_KEY must be a PEM public key")
         return normalised
+
+    @field_validator("trusted_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
 
     @property
     def database_name(self) -> str:
