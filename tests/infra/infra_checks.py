@@ -15,6 +15,7 @@ import sys
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -542,6 +543,10 @@ def _compare_routes(what: str, table: dict[str, str], routes: Iterable[Route]) -
 
 # ---------------------------------------------------------------------------------- Dockerfiles
 
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+# The build argument naming the service an image is built for (skaffold.yaml passes it).
+SERVICE_ARG = "SERVICE"
+
 
 @dataclass
 class Stage:
@@ -553,27 +558,47 @@ class Stage:
         return [args for name, args in self.instructions if name == instruction]
 
 
-def dockerfile_stages(text: str) -> tuple[dict[str, str], list[Stage]]:
-    """The global ARG defaults and the stages of a Dockerfile (continuations joined)."""
+def dockerfile_stages(
+    text: str, build_args: dict[str, str] | None = None
+) -> tuple[dict[str, str], list[Stage]]:
+    """The global ARG defaults and the stages of a Dockerfile (continuations joined), with
+    `${ARG}` expanded as docker does: global ARGs in FROM lines only, inside a stage only ARGs it
+    declares (valued from `build_args`, else their default). Other `$NAME`s are left as written
+    (the shell's, or an ARG the stage forgot to declare, which then shows in the checks)."""
+    given = build_args or {}
     joined = re.sub(r"\\\n", " ", text)
     args: dict[str, str] = {}
     stages: list[Stage] = []
+    scope: dict[str, str] = {}
     for raw in joined.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         instruction, _, rest = line.partition(" ")
         instruction, rest = instruction.upper(), rest.strip()
+        if instruction == "ARG":
+            key, _, default = rest.partition("=")
+            value = given.get(key, default or (args.get(key, "") if stages else ""))
+            (scope if stages else args)[key] = value
         if instruction == "FROM":
-            parts = rest.split()
-            name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else str(len(stages))
-            stages.append(Stage(name=name, base=parts[0]))
+            parts_list = _expand(rest, args).split()
+            name = (
+                parts_list[2]
+                if len(parts_list) >= 3 and parts_list[1].upper() == "AS"
+                else str(len(stages))
+            )
+            stages.append(Stage(name=name, base=parts_list[0]))
+            scope = {}
         elif stages:
-            stages[-1].instructions.append((instruction, rest))
-        elif instruction == "ARG" and "=" in rest:
-            key, _, value = rest.partition("=")
-            args[key] = value
+            stages[-1].instructions.append((instruction, _expand(rest, scope)))
     return args, stages
+
+
+def _expand(text: str, values: dict[str, str]) -> str:
+    def value(match: re.Match[str]) -> str:
+        return values.get(match.group(1) or match.group(2), match.group(0))
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, text)
 
 
 def _command(args: str) -> list[str]:
@@ -593,12 +618,28 @@ def _lineage(stage: Stage, stages: dict[str, Stage]) -> list[Stage]:
     return chain
 
 
+def _env(lineage: list[Stage]) -> dict[str, str]:
+    """The ENV a stage ends with, its ancestors' first (`ENV A=1 B=2` and `ENV A 1`)."""
+    env: dict[str, str] = {}
+    for stage in reversed(lineage):
+        for args_text in stage.all("ENV"):
+            parts = shlex.split(args_text)
+            if parts and "=" not in parts[0]:
+                env[parts[0]] = " ".join(parts[1:])
+                continue
+            for part in parts:
+                key, _, value = part.partition("=")
+                env[key] = value
+    return env
+
+
 def dockerfile_problems(service: str, text: str, dev_sources: str = "/tmp/src") -> list[str]:
-    """The image recipe: locked dependencies first, then only common and this service; a final
-    stage from a slim Python image with the virtual environment only, no uv or build tools, a
-    non-root user, and uvicorn serving the service's factory on the container port."""
+    """The image recipe, as built with --build-arg SERVICE=<service>: locked dependencies first
+    (from every member's pyproject.toml), then only common and this service, nothing dev-only; a
+    final stage from a slim Python image with the virtual environment only, no uv or build tools,
+    a non-root user, and uvicorn serving the service's factory on the container port."""
     factory = next(s.factory for s in SERVICES if s.name == service)
-    args, stage_list = dockerfile_stages(text)
+    args, stage_list = dockerfile_stages(text, {SERVICE_ARG: service})
     stages = {stage.name: stage for stage in stage_list}
     problems = []
     if not stage_list:
@@ -606,8 +647,6 @@ def dockerfile_problems(service: str, text: str, dev_sources: str = "/tmp/src") 
     final = stage_list[-1]
     lineage = _lineage(final, stages)
     root_image = lineage[-1].base
-    for key, value in args.items():
-        root_image = root_image.replace("${" + key + "}", value)
     if not re.fullmatch(r"python:3\.\d+(\.\d+)?-slim(-\w+)?", root_image):
         problems.append(f"{service}: the final image is based on {root_image}, not a slim Python")
     for stage in lineage:
@@ -617,13 +656,13 @@ def dockerfile_problems(service: str, text: str, dev_sources: str = "/tmp/src") 
             if instruction == "COPY" and "--from=" in args_text:
                 source = re.search(r"--from=(\S+)", args_text)
                 if source and (
-                    source.group(1) not in stages or args_text.split()[-2:] != ["/app/.venv"] * 2
+                    source.group(1) != "build" or args_text.split()[-2:] != ["/app/.venv"] * 2
                 ):
                     problems.append(f"{service}: the final image copies {args_text}")
     users = [u for stage in lineage for u in stage.all("USER")]
     if not users or users[-1].split(":")[0] in {"0", "root"}:
         problems.append(f"{service}: the final image runs as root")
-    problems += _cmd_problems(service, factory, final, reload=False)
+    problems += _cmd_problems(service, factory, lineage, reload=False)
 
     build = stages.get("build")
     if build is None:
@@ -638,20 +677,25 @@ def dockerfile_problems(service: str, text: str, dev_sources: str = "/tmp/src") 
         if not a.split()[0].endswith(("pyproject.toml", "uv.lock")) and "--from" not in a
     ]
     for _, args_text in runs:
-        if "uv sync" in args_text and (
-            "--locked" not in args_text or f"--package {service}" not in args_text
-        ):
-            problems.append(f"{service}: `{args_text}` is not a locked sync of {service}")
+        if "uv sync" not in args_text:
+            continue
+        sync = " ".join(args_text[args_text.index("uv sync") :].split())
+        if "--locked" not in sync or not re.search(rf"--package {service}(\s|$)", sync):
+            problems.append(f"{service}: `{sync}` is not a locked sync of {service}")
+        if "--no-dev" not in sync:
+            problems.append(f"{service}: `{sync}` installs dev-only packages (no --no-dev)")
     if not deps:
         problems.append(f"{service}: no dependency layer (uv sync --no-install-workspace)")
     if not project:
         problems.append(f"{service}: the service is not installed non-editable")
-    # `uv sync --locked` needs every workspace member's pyproject.toml, and nothing else.
-    manifests = {a.split()[0] for _, a in copies if a.split()[0].endswith("/pyproject.toml")}
-    members = {f"{m}/pyproject.toml" for m in workspace_members()}
-    if manifests != members:
+    manifests, manifest_problems = _dependency_manifests(service, build, stages, copies)
+    problems += manifest_problems
+    # `uv sync --locked` needs every workspace member's pyproject.toml (and the root's).
+    wanted = {"pyproject.toml", *(f"{m}/pyproject.toml" for m in workspace_members())}
+    if wanted - manifests:
         problems.append(
-            f"{service}: the build copies {sorted(manifests)}, the workspace has {sorted(members)}"
+            f"{service}: the dependency layer misses {sorted(wanted - manifests)} "
+            "(uv sync --locked needs every workspace member's pyproject.toml)"
         )
     copied = {src.rstrip("/") for _, src in sources}
     if copied != {"common", service}:
@@ -665,11 +709,58 @@ def dockerfile_problems(service: str, text: str, dev_sources: str = "/tmp/src") 
     if dev is None:
         problems.append(f"{service}: no dev stage for skaffold dev")
     else:
-        env = " ".join(dev.all("ENV"))
-        if f"PYTHONPATH={dev_sources}" not in env:
+        dev_lineage = _lineage(dev, stages)
+        if _env(dev_lineage).get("PYTHONPATH") != dev_sources:
             problems.append(f"{service}: the dev stage does not import from {dev_sources}")
-        problems += _cmd_problems(service, factory, dev, reload=True)
+        problems += _cmd_problems(service, factory, dev_lineage, reload=True)
     return problems
+
+
+def _dependency_manifests(
+    service: str, build: Stage, stages: dict[str, Stage], copies: list[tuple[int, str]]
+) -> tuple[set[str], list[str]]:
+    """The pyproject.toml files the build stage has before its dependency layer: copied one by
+    one, or from a stage that picks them out of the context with `find -name pyproject.toml`."""
+    manifests: set[str] = set()
+    problems: list[str] = []
+    for _, args_text in copies:
+        parts = args_text.split()
+        source = re.search(r"--from=(\S+)", args_text)
+        if source is None:
+            if parts[0].endswith("pyproject.toml"):
+                manifests.add(parts[0])
+            continue
+        picker = stages.get(source.group(1))
+        if picker is None or not any("find" in shlex.split(a) for a in picker.all("RUN")):
+            continue
+        found, picker_problems = _picked_manifests(service, picker)
+        manifests |= found
+        problems += picker_problems
+    return manifests, problems
+
+
+def _picked_manifests(service: str, picker: Stage) -> tuple[set[str], list[str]]:
+    """What the picker stage's `find . -maxdepth N -name P` takes from the build context."""
+    problems = []
+    if picker.all("COPY") or picker.all("ADD"):
+        problems.append(f"{service}: the {picker.name} stage copies files in, not just manifests")
+    words = [w for a in picker.all("RUN") for w in shlex.split(a)]
+    start = words.index("find")
+    depth = int(words[words.index("-maxdepth") + 1]) if "-maxdepth" in words else 10**6
+    names = [words[i + 1] for i, w in enumerate(words) if w == "-name" and i > start]
+    for name in names:
+        if name != "pyproject.toml":
+            problems.append(
+                f"{service}: the dependency layer takes every file named {name}, "
+                "not only pyproject.toml"
+            )
+    candidates = ["pyproject.toml", *(f"{m}/pyproject.toml" for m in workspace_members())]
+    found = {
+        path
+        for path in candidates
+        if path.count("/") + 1 <= depth and any(fnmatch(Path(path).name, n) for n in names)
+    }
+    return found, problems
 
 
 def workspace_members() -> list[str]:
@@ -678,15 +769,29 @@ def workspace_members() -> list[str]:
     return members
 
 
-def _cmd_problems(service: str, factory: str, stage: Stage, *, reload: bool) -> list[str]:
-    commands = stage.all("CMD")
+def _served_app(command: list[str], env: dict[str, str]) -> str | None:
+    # uvicorn's APP argument, or UVICORN_APP when the command leaves it out.
+    for word in command[1:]:
+        if re.fullmatch(r"[\w.]+:[\w.]+", word):
+            return word
+    return env.get("UVICORN_APP")
+
+
+def _cmd_problems(service: str, factory: str, lineage: list[Stage], *, reload: bool) -> list[str]:
+    stage = lineage[0]
+    # The CMD in force: the last one of the nearest stage (or ancestor) that has one.
+    commands = next((s.all("CMD") for s in lineage if s.all("CMD")), [])
     if not commands:
         return [f"{service}: the {stage.name} stage has no CMD"]
     command = _command(commands[-1])
     if command[:2] == ["sh", "-c"]:
         command = shlex.split(command[2].split("exec ", 1)[-1])
     problems = []
-    if command[:1] != ["uvicorn"] or factory not in command or "--factory" not in command:
+    if (
+        command[:1] != ["uvicorn"]
+        or _served_app(command, _env(lineage)) != factory
+        or "--factory" not in command
+    ):
         problems.append(f"{service}: the {stage.name} stage does not serve {factory} with uvicorn")
     if "--port" not in command or command[command.index("--port") + 1] != str(CONTAINER_PORT):
         problems.append(f"{service}: the {stage.name} stage does not listen on {CONTAINER_PORT}")
@@ -774,12 +879,14 @@ def _artifact_problems(
             problems.append(f"skaffold.yaml {where}: no artifact for {image}")
             continue
         docker = artifact.get("docker", {})
-        if (
-            artifact.get("context", ".") != "."
-            or docker.get("dockerfile") != f"{service}/Dockerfile"
+        if artifact.get("context", ".") != "." or docker.get("dockerfile", "Dockerfile") != str(
+            DOCKERFILE.relative_to(REPO_ROOT)
         ):
+            problems.append(f"skaffold.yaml {where}: {image} is not built from the one Dockerfile")
+        built = docker.get("buildArgs", {}).get(SERVICE_ARG)
+        if built != service:
             problems.append(
-                f"skaffold.yaml {where}: {image} is not built from {service}/Dockerfile"
+                f"skaffold.yaml {where}: {image} is built with {SERVICE_ARG}={built}, not {service}"
             )
         if docker.get("target") != target:
             problems.append(f"skaffold.yaml {where}: {image} builds stage {docker.get('target')}")

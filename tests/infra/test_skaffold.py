@@ -97,3 +97,20 @@ def test_every_profile_renders(skaffold: Manifest) -> None:
     for profile in skaffold["profiles"]:
         for path in profile.get("manifests", {}).get("kustomize", {}).get("paths", []):
             assert (REPO_ROOT / path / "kustomization.yaml").exists(), (profile["name"], path)
+
+
+def test_an_image_built_for_another_service_is_rejected(
+    skaffold: Manifest, base_objects: list[Manifest]
+) -> None:
+    broken = copy.deepcopy(skaffold)
+    orders = next(a for a in broken["build"]["artifacts"] if a["image"] == "gittix/orders")
+    orders["docker"]["buildArgs"]["SERVICE"] = "tickets"
+    dev = next(p for p in broken["profiles"] if p["name"] == "dev")
+    client = next(a for a in dev["build"]["artifacts"] if a["image"] == "gittix/client")
+    del client["docker"]["buildArgs"]
+    client["docker"]["dockerfile"] = "client/Dockerfile"
+    assert skaffold_problems(broken, base_objects) == [
+        "skaffold.yaml build: gittix/orders is built with SERVICE=tickets, not orders",
+        "skaffold.yaml profile dev: gittix/client is not built from the one Dockerfile",
+        "skaffold.yaml profile dev: gittix/client is built with SERVICE=None, not client",
+    ]
