@@ -2,7 +2,7 @@
 
 import httpx
 from common.events import UserUpdated
-from common.testing import TestBus
+from gittix_testing import TestBus
 
 
 async def test_password_change_publishes_user_updated_and_swaps_passwords(

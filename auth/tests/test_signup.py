@@ -5,7 +5,7 @@ import asyncio
 import httpx
 import pytest
 from common.events import UserCreated
-from common.testing import TestBus
+from gittix_testing import TestBus
 
 
 async def test_signup_creates_user_sets_cookie_and_publishes(

@@ -7,8 +7,8 @@ import httpx
 import pytest
 from common.auth import SESSION_COOKIE, CurrentUser, RequiredUser, sign_session, verify_session
 from common.errors import install_error_handlers
-from common.testing import http_client
 from fastapi import FastAPI
+from gittix_testing import http_client
 
 
 class FakeSettings:

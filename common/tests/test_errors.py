@@ -10,9 +10,9 @@ from common.errors import (
     PaymentRequiredError,
     install_error_handlers,
 )
-from common.testing import http_client
 from common.types import CamelModel, Price
 from fastapi import FastAPI
+from gittix_testing import http_client
 
 
 class Body(CamelModel):

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from common.events import Envelope, TicketCreated, TicketUpdated
 from common.messaging import Listener, ListenerRunner, RetryLater
-from common.testing import TestBus
+from gittix_testing import TestBus
 
 
 def ticket(version: int = 0, ticket_id: str = "t1") -> TicketCreated:

@@ -6,7 +6,7 @@ from typing import Any
 from common.events import Envelope, TicketCreated
 from common.messaging import STREAM_NAME, Publisher
 from common.outbox import OutboxRelay, outbox_entry
-from common.testing import TestBus
+from gittix_testing import TestBus
 
 
 async def test_pending_event_left_by_a_crash_is_published_once_by_the_next_relay(

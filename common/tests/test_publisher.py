@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from common.events import Envelope, TicketCreated
 from common.messaging import STREAM_NAME, Publisher
-from common.testing import TestBus
+from gittix_testing import TestBus
 
 
 def ticket_created(version: int = 0) -> TicketCreated:

@@ -16,10 +16,10 @@ from common.events import (
     TicketPriceRef,
     TicketRef,
 )
-from common.testing import TestBus, running
 from common.types import utc_now
 from expiration.events import CONTRACT
 from fastapi import FastAPI
+from gittix_testing import TestBus, running
 
 from expiration import repository
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from bson import ObjectId
 from common.events import ChargeCreated, ChargeUpdated, OrderExpired, TicketCreated, TicketUpdated
-from common.testing import TestBus
 from fastapi import FastAPI
+from gittix_testing import TestBus
 from orders.app import create_app
 
 SELLER_ID = "64c000000000000000000001"

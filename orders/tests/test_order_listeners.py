@@ -18,7 +18,7 @@ from common.events import (
     TicketCreated,
     TicketUpdated,
 )
-from common.testing import TestBus
+from gittix_testing import TestBus
 
 TicketForSale = Callable[..., Awaitable[TicketCreated]]
 PlaceOrder = Callable[..., Awaitable[dict[str, Any]]]

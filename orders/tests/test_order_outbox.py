@@ -18,9 +18,9 @@ from common.events import (
     TicketCreated,
 )
 from common.messaging import STREAM_NAME
-from common.testing import TestBus, http_client, running
 from common.types import utc_now
 from fastapi import FastAPI
+from gittix_testing import TestBus, http_client, running
 from orders.app import create_app
 
 from orders import repository

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from bson import ObjectId
 from common.events import ChargeUpdated, OrderCancelled, OrderCreated, TicketCreated, TicketUpdated
-from common.testing import TestBus, http_client, running
 from common.types import utc_now
+from gittix_testing import TestBus, http_client, running
 from orders.app import create_app
 
 TicketForSale = Callable[..., Awaitable[TicketCreated]]
