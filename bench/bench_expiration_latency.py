@@ -21,11 +21,11 @@ import nats
 from bson import ObjectId
 from common.events import OrderCreated, OrderExpired, TicketPriceRef, parse_envelope
 from common.messaging import STREAM_NAME, Publisher, ensure_stream
-from common.testing import running, start_nats_server
 from common.types import utc_now
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from expiration.app import create_app
+from gittix_testing import running, start_nats_server
 from mongomock_motor import AsyncMongoMockClient
 
 SPREAD_ORDERS = 150

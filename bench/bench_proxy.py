@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.testing.processes import ManagedProcess, free_port
 from devserver.certs import ensure_ca, server_certificate
+from gittix_testing.processes import ManagedProcess, free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 PATH = "/api/users/currentuser"

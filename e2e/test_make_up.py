@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from common.testing.processes import ManagedProcess
 from devserver.harness import free_ports
 from devserver.routing import SERVICES
+from gittix_testing.processes import ManagedProcess
 
 BANNER = "GitTix is up"
 START_TIMEOUT = 180.0

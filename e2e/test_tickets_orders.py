@@ -18,8 +18,8 @@ import httpx
 import nats
 import pytest
 from common.events import OrderCancelled, OrderCreated, TicketCreated, TicketUpdated
-from common.testing.bus import EventRecorder, TestBus, subscribe_recorder
 from devserver.harness import RunningSystem
+from gittix_testing.bus import EventRecorder, TestBus, subscribe_recorder
 
 SYSTEM_SERVICES = {"auth", "tickets", "orders"}
 PASSWORD = "correct horse battery"

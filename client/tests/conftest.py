@@ -6,7 +6,7 @@ import httpx
 import pytest
 from client.app import create_app
 from client.settings import Settings
-from common.testing import http_client, running
+from gittix_testing import http_client, running
 
 
 @pytest.fixture

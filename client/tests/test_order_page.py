@@ -3,7 +3,7 @@
 import httpx
 from client.app import create_app
 from client.settings import Settings
-from common.testing import http_client, running
+from gittix_testing import http_client, running
 from page_markup import parse_page
 
 ORDER_PATH = "/orders/65a1b2c3d4e5f60718293a4c"

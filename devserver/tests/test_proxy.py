@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 from aiohttp import web
-from common.testing.processes import free_port
 from devserver.certs import ensure_ca, server_certificate
 from devserver.proxy import EntryPoint, server_ssl_context
+from gittix_testing.processes import free_port
 
 BIG = b"x" * (3 << 20)
 

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 import stripe
 from common.events import OrderCreated, UserCreated
-from common.testing import TestBus, free_port
 from fastapi import FastAPI
+from gittix_testing import TestBus, free_port
 from payment_events import BUYER_EMAIL, BUYER_ID, order_created, publish_and_settle
 from payments.app import create_app
 from payments.settings import Settings

@@ -5,8 +5,8 @@ from typing import Any
 
 from bson import ObjectId
 from common.events import OrderCreated, TicketPriceRef
-from common.testing import TestBus
 from common.types import utc_now
+from gittix_testing import TestBus
 
 BUYER_ID = "5f1f1f1f1f1f1f1f1f1f1f1f"
 BUYER_EMAIL = "buyer@example.com"

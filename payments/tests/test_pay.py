@@ -10,8 +10,8 @@ import stripe
 from aiohttp import web
 from bson import ObjectId
 from common.events import ChargeCreated, ChargeUpdated, OrderCancelled, OrderUpdated, TicketRef
-from common.testing import TestBus, free_port, http_client, running
 from fastapi import FastAPI
+from gittix_testing import TestBus, free_port, http_client, running
 from payment_events import BUYER_EMAIL, BUYER_ID, order_created, publish_and_settle
 from payments.charging import ALREADY_PAID, UNAVAILABLE
 

@@ -9,8 +9,8 @@ import pytest
 import stripe
 from aiohttp import ClientSession, web
 from common.events import ChargeCreated, ChargeUpdated, OrderCancelled, OrderUpdated, TicketRef
-from common.testing import TestBus, free_port, http_client, running
 from fastapi import FastAPI
+from gittix_testing import TestBus, free_port, http_client, running
 from payment_events import BUYER_EMAIL, BUYER_ID, order_created, publish_and_settle
 
 

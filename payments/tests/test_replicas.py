@@ -13,8 +13,8 @@ from common.events import (
     UserCreated,
     UserUpdated,
 )
-from common.testing import TestBus
 from fastapi import FastAPI
+from gittix_testing import TestBus
 from payment_events import BUYER_ID, order_created, publish_and_settle
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from bson import ObjectId
 from common.events import TicketUpdated
-from common.testing import TestBus
+from gittix_testing import TestBus
 from tickets.events import OrderCreatedListener
 
 Sell = Callable[..., Awaitable[dict[str, Any]]]

@@ -10,8 +10,8 @@ import httpx
 from bson import ObjectId
 from common.events import Envelope, TicketCreated, TicketUpdated
 from common.messaging import STREAM_NAME
-from common.testing import TestBus, http_client, running
 from fastapi import FastAPI
+from gittix_testing import TestBus, http_client, running
 from tickets.app import create_app
 
 from tickets import repository

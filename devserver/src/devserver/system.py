@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
 
-from common.testing.processes import _die_with_parent as die_with_parent
-from common.testing.processes import find_executable, wait_for_port
+from gittix_testing.processes import die_with_parent, find_executable, wait_for_port
 
 from devserver.certs import ensure_ca, server_certificate
 from devserver.keys import ensure_jwt_keys
@@ -444,7 +443,7 @@ class System:
                 [
                     sys.executable,
                     "-m",
-                    "common.testing.localstripe_server",
+                    "gittix_testing.localstripe_server",
                     "--port",
                     str(cfg.stripe_port),
                 ],

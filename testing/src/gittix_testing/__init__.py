@@ -1,8 +1,8 @@
 """Test support for every service: real NATS, clean databases, signed sessions, event asserts."""
 
-from common.testing.app import http_client, running
-from common.testing.bus import EventRecorder, TestBus
-from common.testing.processes import ManagedProcess, free_port, start_localstripe, start_nats_server
+from gittix_testing.app import http_client, running
+from gittix_testing.bus import EventRecorder, TestBus
+from gittix_testing.processes import ManagedProcess, free_port, start_localstripe, start_nats_server
 
 __all__ = [
     "EventRecorder",

@@ -1,4 +1,4 @@
-"""localstripe for tests on 127.0.0.1, in memory: python -m common.testing.localstripe_server.
+"""localstripe for tests on 127.0.0.1, in memory: python -m gittix_testing.localstripe_server.
 
 localstripe's own entry point has no --host flag (it listens on every interface) and shares one
 /tmp/localstripe.pickle between all its processes; parallel test sessions must not share state.
@@ -88,7 +88,7 @@ def make_faithful() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m common.testing.localstripe_server")
+    parser = argparse.ArgumentParser(prog="python -m gittix_testing.localstripe_server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)

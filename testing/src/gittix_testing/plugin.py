@@ -8,15 +8,15 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from common.auth import SESSION_COOKIE, sign_session
+from common.messaging import STREAM_NAME, ensure_stream
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
-from common.auth import SESSION_COOKIE, sign_session
-from common.messaging import STREAM_NAME, ensure_stream
-from common.testing.app import http_client, running
-from common.testing.bus import EventRecorder, TestBus, subscribe_recorder
-from common.testing.processes import ManagedProcess, start_localstripe, start_nats_server
+from gittix_testing.app import http_client, running
+from gittix_testing.bus import EventRecorder, TestBus, subscribe_recorder
+from gittix_testing.processes import ManagedProcess, start_localstripe, start_nats_server
 
 
 @pytest.fixture(scope="session")

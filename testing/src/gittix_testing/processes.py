@@ -39,7 +39,8 @@ def wait_for_port(
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """For Popen(preexec_fn=...): the child gets SIGTERM when the process that started it dies."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -86,7 +87,7 @@ class ManagedProcess:
             env={**os.environ, **(self.env or {})},
             stdout=self.stdout,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             cwd=self.cwd,
         )
         if self.port is not None:
@@ -144,7 +145,7 @@ def start_localstripe(*, port: int | None = None, **kwargs: object) -> ManagedPr
     port = port or free_port()
     server = ManagedProcess(
         "localstripe",
-        [sys.executable, "-m", "common.testing.localstripe_server", "--port", str(port)],
+        [sys.executable, "-m", "gittix_testing.localstripe_server", "--port", str(port)],
         port=port,
         **kwargs,  # type: ignore[arg-type]
     )
