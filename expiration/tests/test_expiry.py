@@ -1,14 +1,16 @@
 """Expiry timers: OrderExpired at expiresAt, dropped on cancellation or completion, never twice."""
 
 import asyncio
+import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 from bson import ObjectId
 from common.events import (
+    Envelope,
     OrderCancelled,
     OrderCreated,
     OrderExpired,
@@ -16,7 +18,7 @@ from common.events import (
     TicketPriceRef,
     TicketRef,
 )
-from common.types import utc_now
+from common.types import ceil_to_millisecond, utc_now
 from expiration.events import CONTRACT
 from fastapi import FastAPI
 from gittix_testing import TestBus, running
@@ -34,7 +36,8 @@ def order_created(order_id: str | None = None, *, expires_in: float) -> OrderCre
         version=0,
         status="created",
         user_id=str(ObjectId()),
-        expires_at=utc_in(expires_in),
+        # As orders makes it: on a whole millisecond, so the event carries exactly this instant.
+        expires_at=ceil_to_millisecond(utc_in(expires_in)),
         ticket=TicketPriceRef(id=str(ObjectId()), price=Decimal("25.50")),
     )
 
@@ -68,6 +71,36 @@ async def test_order_expires_at_its_expires_at(app: FastAPI, bus: TestBus) -> No
     envelope = bus.recorder.envelopes(OrderExpired)[0]
     assert expired == OrderExpired(order_id=created.id)
     assert envelope.occurred_at >= created.expires_at  # never early
+
+
+async def test_an_expires_at_finer_than_a_millisecond_is_not_cut_down_to_an_earlier_expiry(
+    app: FastAPI, bus: TestBus
+) -> None:
+    # Another producer may send microseconds; storage keeps milliseconds.
+    expires_at = ceil_to_millisecond(utc_in(0.3)) + timedelta(microseconds=999)
+    envelope = Envelope.wrap(order_created(expires_in=0.3))
+    raw = envelope.model_dump(mode="json")
+    raw["data"]["expiresAt"] = expires_at.isoformat().replace("+00:00", "Z")
+    await bus.publish_raw(OrderCreated.subject, json.dumps(raw).encode(), msg_id=envelope.id)
+
+    await bus.wait_for(OrderExpired, order_id=envelope.data["id"])
+    expired = bus.recorder.envelopes(OrderExpired)[0]
+    assert expired.occurred_at >= expires_at  # never early, even by a fraction of a millisecond
+
+
+async def test_a_timer_is_stored_rounded_up_to_the_millisecond(database: Any) -> None:
+    on_a_millisecond = ceil_to_millisecond(utc_in(60))
+    await repository.schedule(
+        database, order_id="o1", due_at=on_a_millisecond + timedelta(microseconds=1)
+    )
+    await repository.schedule(database, order_id="o2", due_at=on_a_millisecond)
+
+    stored = {doc["_id"]: doc["due_at"] async for doc in database[repository.EXPIRATIONS].find()}
+    as_utc = {order_id: due.replace(tzinfo=UTC) for order_id, due in stored.items()}
+    assert as_utc == {
+        "o1": on_a_millisecond + timedelta(milliseconds=1),
+        "o2": on_a_millisecond,
+    }
 
 
 async def test_order_already_past_due_expires_right_away(app: FastAPI, bus: TestBus) -> None:

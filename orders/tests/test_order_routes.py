@@ -10,7 +10,7 @@ import httpx
 import pytest
 from bson import ObjectId
 from common.events import ChargeUpdated, OrderCancelled, OrderCreated, TicketCreated, TicketUpdated
-from common.types import utc_now
+from common.types import ceil_to_millisecond, utc_now
 from gittix_testing import TestBus, http_client, running
 from orders.app import create_app
 
@@ -45,10 +45,15 @@ async def test_reserving_a_ticket_creates_an_order_and_publishes_order_created(
     }
     assert order["expiresAt"].endswith("Z")
     expires_at = parse_time(order["expiresAt"])
-    assert before + timedelta(seconds=899) <= expires_at <= utc_now() + timedelta(seconds=900)
+    # The full lock, rounded up to the millisecond: never shorter than 900 s.
+    latest = ceil_to_millisecond(utc_now() + timedelta(seconds=900))
+    assert before + timedelta(seconds=900) <= expires_at <= latest
     event = await bus.wait_for(OrderCreated, id=order["id"])
     assert (event.version, event.status, event.user_id) == (0, "created", BUYER_ID)
+    # One instant everywhere: what the API shows, what is stored, what the event carries.
     assert event.expires_at == expires_at
+    shown = await client.get(f"/api/orders/{order['id']}", headers=buyer)
+    assert shown.json()["expiresAt"] == order["expiresAt"]
     assert (event.ticket.id, event.ticket.price) == (ticket.id, Decimal("20.50"))
 
 
@@ -71,7 +76,8 @@ async def test_the_lock_lasts_order_expiration_seconds(
         response = await client.post("/api/orders", json={"ticketId": ticket.id}, headers=buyer)
 
     expires_at = parse_time(response.json()["expiresAt"])
-    assert before + timedelta(seconds=59) <= expires_at <= utc_now() + timedelta(seconds=60)
+    latest = ceil_to_millisecond(utc_now() + timedelta(seconds=60))
+    assert before + timedelta(seconds=60) <= expires_at <= latest
 
 
 async def test_reserving_requires_a_signed_in_user(

@@ -1,6 +1,6 @@
 """Field types shared by events and HTTP bodies: money, UTC timestamps, camelCase models."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -32,6 +32,16 @@ def format_utc(moment: datetime) -> str:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def ceil_to_millisecond(moment: datetime) -> datetime:
+    """The moment rounded up to a whole millisecond.
+
+    MongoDB and event JSON keep milliseconds and cut the rest off; a deadline already on a whole
+    millisecond is stored, shown and sent unchanged, so nothing acting on it can be early.
+    """
+    below = moment.microsecond % 1000
+    return moment if below == 0 else moment + timedelta(microseconds=1000 - below)
 
 
 Price = Annotated[

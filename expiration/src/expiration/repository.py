@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from common.mongo import Database
-from common.types import utc_now
+from common.types import ceil_to_millisecond, utc_now
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
@@ -27,7 +27,12 @@ async def create_indexes(db: Database) -> None:
 
 
 async def schedule(db: Database, *, order_id: str, due_at: datetime) -> bool:
-    """Arrange an expiry; idempotent. False when the order already has a timer or a tombstone."""
+    """Arrange an expiry; idempotent. False when the order already has a timer or a tombstone.
+
+    The due time is kept rounded up to the millisecond: storage would cut a finer one down, and
+    the timer would fire up to a millisecond before the order's expiresAt.
+    """
+    due_at = ceil_to_millisecond(due_at)
     try:
         result = await db[EXPIRATIONS].update_one(
             {"_id": order_id},

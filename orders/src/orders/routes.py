@@ -8,7 +8,7 @@ from common.auth import RequiredUser
 from common.errors import ForbiddenError, NotFoundError
 from common.mongo import DatabaseDep, parse_object_id
 from common.service import RuntimeDep
-from common.types import utc_now
+from common.types import ceil_to_millisecond, utc_now
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from orders import repository
@@ -37,10 +37,10 @@ async def create_order(
     ticket = await repository.find_ticket(db, ticket_id=ObjectId(body.ticket_id))
     if ticket is None:
         raise NotFoundError("Ticket not found")
-    now = utc_now()
-    # Whole milliseconds: what is stored, returned and published is then the same instant.
-    expires_at = (now + timedelta(seconds=settings.order_expiration_seconds)).replace(
-        microsecond=now.microsecond // 1000 * 1000
+    # Up to a whole millisecond: what is stored, returned and published is then the same
+    # instant, and never earlier than the full lock.
+    expires_at = ceil_to_millisecond(
+        utc_now() + timedelta(seconds=settings.order_expiration_seconds)
     )
     order = await repository.create_order(db, ticket=ticket, user_id=user.id, expires_at=expires_at)
     runtime.outbox_written()
