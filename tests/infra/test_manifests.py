@@ -50,9 +50,26 @@ def test_base_renders_every_service_and_its_storage(base_objects: list[Manifest]
 def test_kustomize_fails_on_a_broken_base(tmp_path: Path) -> None:
     infra = tmp_path / "infra"
     shutil.copytree(REPO_ROOT / "infra", infra)
-    (infra / "k8s" / "orders.yaml").unlink()
-    with pytest.raises(RuntimeError, match=r"orders\.yaml"):
+    (infra / "k8s" / "orders" / "deployment.yaml").unlink()
+    with pytest.raises(RuntimeError, match=r"orders/deployment\.yaml"):
         kustomize(infra / "k8s")
+
+
+def test_a_service_without_the_shared_components_is_rejected(tmp_path: Path) -> None:
+    # Each service's directory holds only what is its own: without the components the probes,
+    # security, Service and MongoDB are gone, and the checks say so.
+    infra = tmp_path / "infra"
+    shutil.copytree(REPO_ROOT / "infra", infra)
+    for service, component in (("orders", "service"), ("tickets", "data-service")):
+        kustomization = infra / "k8s" / service / "kustomization.yaml"
+        line = f"  - ../../components/{component}\n"
+        assert line in kustomization.read_text(), f"{service} no longer uses {component}"
+        kustomization.write_text(kustomization.read_text().replace(line, ""))
+    broken = kustomize(infra / "k8s")
+    assert find(broken, "Service", "orders") is None
+    assert "Deployment/orders: the root filesystem is writable" in security_problems(broken)
+    assert "Deployment/orders: no emptyDir at /tmp" in security_problems(broken)
+    assert "tickets: no MONGO_URL" in mongo_problems(broken)
 
 
 def test_every_rendered_object_passes_strict_schemas(
