@@ -44,7 +44,11 @@ async def test_an_order_written_while_the_service_was_down_is_published_once_on_
     service_env: dict[str, str], database: Any, bus: TestBus, eventually: Eventually
 ) -> None:
     order = await repository.create_order(
-        database, ticket=TICKET, user_id="u1", expires_at=utc_now() + timedelta(minutes=15)
+        database,
+        ticket=TICKET,
+        user_id="u1",
+        expires_at=utc_now() + timedelta(minutes=15),
+        slot=0,
     )
     assert bus.published(OrderCreated) == []
 
@@ -60,7 +64,11 @@ async def test_a_relay_that_died_after_publishing_does_not_publish_the_event_twi
     service_env: dict[str, str], database: Any, bus: TestBus, eventually: Eventually
 ) -> None:
     order = await repository.create_order(
-        database, ticket=TICKET, user_id="u1", expires_at=utc_now() + timedelta(minutes=15)
+        database,
+        ticket=TICKET,
+        user_id="u1",
+        expires_at=utc_now() + timedelta(minutes=15),
+        slot=0,
     )
     pending = Envelope.model_validate(order["outbox"][0])
     assert await bus.publish_envelope(pending) is True  # published, then the relay died

@@ -3,6 +3,10 @@
 The lock is the unique partial index on `ticket_id` over active orders: the database, not a
 read in Python, decides which of several simultaneous buyers gets a ticket. Every order change
 bumps `version` by exactly one and appends its event in the same single-document write.
+
+A buyer's unpaid orders each hold one of the buyer's numbered slots (`buyer_slot`, unique per
+buyer while `holds_slot`), so the database also decides when simultaneous requests from one
+buyer would pass their limit; paying, cancelling or expiring frees the slot in the same write.
 """
 
 from datetime import datetime
@@ -23,6 +27,7 @@ from common.events import (
     TicketUpdated,
 )
 from common.mongo import Database
+from common.rate_limit import create_rate_limit_indexes
 from common.types import cents_to_price, price_to_cents, utc_now
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -45,6 +50,13 @@ async def create_indexes(db: Database) -> None:
         partialFilterExpression={"active": True},
     )
     await db[ORDERS].create_index([("user_id", 1), ("created_at", -1)])
+    await db[ORDERS].create_index(
+        [("user_id", 1), ("buyer_slot", 1)],
+        name="one_unpaid_order_per_buyer_slot",
+        unique=True,
+        partialFilterExpression={"holds_slot": True},
+    )
+    await create_rate_limit_indexes(db)
 
 
 # --- the tickets replica -------------------------------------------------------------------------
@@ -104,13 +116,24 @@ async def find_ticket(db: Database, *, ticket_id: ObjectId) -> dict[str, Any] | 
 # --- orders --------------------------------------------------------------------------------------
 
 
+class SlotTaken(Exception):
+    """Another order of the same buyer took that slot since the buyer's slots were read."""
+
+
+async def taken_slots(db: Database, *, user_id: str) -> set[int]:
+    """The slots the buyer's unpaid orders hold."""
+    cursor = db[ORDERS].find({"user_id": user_id, "holds_slot": True}, {"buyer_slot": 1})
+    return {order["buyer_slot"] async for order in cursor}
+
+
 async def create_order(
-    db: Database, *, ticket: dict[str, Any], user_id: str, expires_at: datetime
+    db: Database, *, ticket: dict[str, Any], user_id: str, expires_at: datetime, slot: int
 ) -> dict[str, Any]:
-    """Insert an order holding `ticket`, with its OrderCreated, in one write.
+    """Insert an order holding `ticket` and the buyer's `slot`, with its OrderCreated, in one write.
 
     The unique index refuses a second active order for the ticket: 400 "Ticket is already
-    reserved", however many buyers try at the same moment.
+    reserved", however many buyers try at the same moment. SlotTaken when the slot is no longer
+    free (the ticket was not the reason).
     """
     order_id = ObjectId()
     event = OrderCreated(
@@ -128,6 +151,8 @@ async def create_order(
         "active": True,
         "ticket_id": ticket["_id"],
         "ticket": {"title": ticket["title"], "price_cents": ticket["price_cents"]},
+        "buyer_slot": slot,
+        "holds_slot": True,
         "expires_at": expires_at,
         "version": 0,
         "created_at": utc_now(),
@@ -136,7 +161,10 @@ async def create_order(
     try:
         await db[ORDERS].insert_one(document)
     except DuplicateKeyError:
-        raise BadRequestError(ALREADY_RESERVED) from None
+        # Either index may have refused it; the ticket's holder, if any, says which one.
+        if await db[ORDERS].find_one({"ticket_id": ticket["_id"], "active": True}, {"_id": 1}):
+            raise BadRequestError(ALREADY_RESERVED) from None
+        raise SlotTaken from None
     return document
 
 
@@ -175,7 +203,8 @@ async def cancel(db: Database, order: dict[str, Any]) -> dict[str, Any] | None:
         version=order["version"] + 1,
         ticket=TicketRef(id=str(order["ticket_id"])),
     )
-    return await _save_change(db, order, {"status": "cancelled", "active": False}, event)
+    changes = {"status": "cancelled", "active": False, "holds_slot": False}
+    return await _save_change(db, order, changes, event)
 
 
 async def set_status(
@@ -184,7 +213,10 @@ async def set_status(
     """Move an order on (awaiting_payment, completed), announcing OrderUpdated."""
     assert status in ACTIVE_STATUSES
     event = OrderUpdated(id=str(order["_id"]), version=order["version"] + 1, status=status)
-    return await _save_change(db, order, {"status": status}, event)
+    changes: dict[str, Any] = {"status": status}
+    if status == "completed":
+        changes["holds_slot"] = False  # paid for: no longer held without paying
+    return await _save_change(db, order, changes, event)
 
 
 class Change(Enum):

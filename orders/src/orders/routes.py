@@ -11,7 +11,7 @@ from common.service import RuntimeDep
 from common.types import ceil_to_millisecond, utc_now
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from orders import repository
+from orders import buyer_limits, repository
 from orders.models import OrderBody, OrderOut
 from orders.repository import Change
 from orders.settings import Settings
@@ -34,15 +34,23 @@ async def create_order(
     runtime: RuntimeDep,
     settings: SettingsDep,
 ) -> OrderOut:
+    await buyer_limits.count_reserve_attempt(db, settings, user_id=user.id)
     ticket = await repository.find_ticket(db, ticket_id=ObjectId(body.ticket_id))
     if ticket is None:
         raise NotFoundError("Ticket not found")
+    buyer_limits.refuse_own_ticket(ticket, user_id=user.id)
     # Up to a whole millisecond: what is stored, returned and published is then the same
     # instant, and never earlier than the full lock.
     expires_at = ceil_to_millisecond(
         utc_now() + timedelta(seconds=settings.order_expiration_seconds)
     )
-    order = await repository.create_order(db, ticket=ticket, user_id=user.id, expires_at=expires_at)
+    order = await buyer_limits.create_order_within_limit(
+        db,
+        ticket=ticket,
+        user_id=user.id,
+        expires_at=expires_at,
+        limit=settings.orders_max_active_per_user,
+    )
     runtime.outbox_written()
     return OrderOut.from_document(order)
 

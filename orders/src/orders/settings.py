@@ -1,4 +1,4 @@
-"""orders' settings: the common ones plus how long an order holds its ticket."""
+"""orders' settings: the common ones, how long an order holds its ticket, and buyers' limits."""
 
 from typing import ClassVar
 
@@ -15,3 +15,9 @@ class Settings(ServiceSettings):
 
     # ORDER_EXPIRATION_SECONDS: how long a new order locks its ticket while the buyer pays.
     order_expiration_seconds: int = Field(default=900, gt=0)
+    # ORDERS_MAX_ACTIVE_PER_USER: orders one buyer may hold unpaid at once (created or awaiting
+    # payment); past it, reserving is 400 until one is paid, cancelled or expires.
+    orders_max_active_per_user: int = Field(default=5, gt=0)
+    # ORDERS_RATE_LIMIT per ORDERS_RATE_WINDOW_SECONDS: reserve attempts per user (429 past it).
+    orders_rate_limit: int = Field(default=10, gt=0)
+    orders_rate_window_seconds: int = Field(default=60, gt=0)
