@@ -1,8 +1,9 @@
 """The committed generated docs (event catalog, OpenAPI) match what `make docs` would write now."""
 
+import json
 from pathlib import Path
 
-from devserver.docs import render_all
+from devserver.docs import render_all, stale_files, write
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -22,3 +23,34 @@ def test_catalog_names_every_service_that_sends_or_receives() -> None:
 
     for service in ("auth", "tickets", "orders", "expiration", "payments"):
         assert f"{service}([{service}])" in catalog
+
+
+def test_every_http_api_is_documented_as_openapi() -> None:
+    documents = {
+        name: json.loads(content)
+        for name, content in render_all().items()
+        if name.startswith("openapi/")
+    }
+
+    assert sorted(documents) == [
+        "openapi/auth.json",
+        "openapi/orders.json",
+        "openapi/payments.json",
+        "openapi/tickets.json",
+    ]
+    assert "/api/orders/{order_id}" in documents["openapi/orders.json"]["paths"]
+    assert "/api/users/signin" in documents["openapi/auth.json"]["paths"]
+
+
+def test_an_edited_or_left_over_openapi_document_is_stale(tmp_path: Path) -> None:
+    write(tmp_path)
+    assert stale_files(tmp_path) == []
+
+    edited = tmp_path / "openapi" / "tickets.json"
+    edited.write_text(edited.read_text().replace("/api/tickets", "/api/tix"))
+    (tmp_path / "openapi" / "refunds.json").write_text("{}\n")
+    assert stale_files(tmp_path) == ["openapi/tickets.json", "openapi/refunds.json"]
+
+    write(tmp_path)
+    assert stale_files(tmp_path) == []
+    assert not (tmp_path / "openapi" / "refunds.json").exists()

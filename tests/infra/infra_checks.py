@@ -37,7 +37,7 @@ GATEWAY_OVERLAY = REPO_ROOT / "infra" / "overlays" / "gateway-api"
 HOST = "ticketing.localhost"
 IMAGE_PREFIX = "gittix/"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
-DATA_SERVICES = tuple(s.name for s in SERVICES if s.name != "client")
+DATA_SERVICES = tuple(s.name for s in SERVICES if s.owns_data)
 
 Manifest = dict[str, Any]
 
@@ -639,7 +639,7 @@ def dockerfile_problems(service: str, text: str, dev_sources: str = "/tmp/src") 
     final stage from a slim Python image with the virtual environment only, no uv or build tools,
     a non-root user, and uvicorn serving the service's factory on the container port."""
     factory = next(s.factory for s in SERVICES if s.name == service)
-    args, stage_list = dockerfile_stages(text, {SERVICE_ARG: service})
+    _, stage_list = dockerfile_stages(text, {SERVICE_ARG: service})
     stages = {stage.name: stage for stage in stage_list}
     problems = []
     if not stage_list:

@@ -67,7 +67,10 @@ def test_image_recipe(service: str) -> None:
             "orders: the final image runs as root",
         ),
         (
-            ("COPY ${SERVICE}/ ${SERVICE}/", "COPY ${SERVICE}/ ${SERVICE}/\nCOPY tickets/ tickets/"),
+            (
+                "COPY ${SERVICE}/ ${SERVICE}/",
+                "COPY ${SERVICE}/ ${SERVICE}/\nCOPY tickets/ tickets/",
+            ),
             "orders: the build copies ['common', 'orders', 'tickets'], not just common and orders",
         ),
         (

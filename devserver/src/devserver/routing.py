@@ -1,5 +1,13 @@
-"""The one routing table: `make up`'s HTTPS entry point and the Kubernetes ingress route by it."""
+"""The one list of services and the one routing table.
 
+SERVICES is where a service is registered: `make up`, the e2e harness, the generated docs
+(devserver.docs), the Kubernetes and image checks (tests/infra) read it, and
+tests/test_service_registry.py fails when a service in it is missing from a place that cannot
+read Python (the workspace, the Makefile, skaffold.yaml, infra/k8s, the CI workflows) or the
+other way round. ROUTES is what `make up`'s HTTPS entry point and the Kubernetes ingress route by.
+"""
+
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -13,11 +21,13 @@ class Route:
 
 @dataclass(frozen=True)
 class ServiceProcess:
-    """How one service runs: its ASGI factory and its port under `make up`."""
+    """One service: its workspace member and image name, its ASGI factory, its port under
+    `make up`, and whether it owns data (its own MongoDB, the event bus, session checks)."""
 
     name: str
     factory: str
     dev_port: int
+    owns_data: bool = True
 
 
 # Longest prefix wins; "/" is the catch-all for the web client.
@@ -38,7 +48,7 @@ SERVICES: tuple[ServiceProcess, ...] = (
     ServiceProcess("orders", "orders.app:create_app", 4003),
     ServiceProcess("expiration", "expiration.app:create_app", 4004),
     ServiceProcess("payments", "payments.app:create_app", 4005),
-    ServiceProcess("client", "client.app:create_app", 4000),
+    ServiceProcess("client", "client.app:create_app", 4000, owns_data=False),
 )
 
 
@@ -46,10 +56,16 @@ SERVICES: tuple[ServiceProcess, ...] = (
 _LONGEST_FIRST: tuple[Route, ...] = tuple(sorted(ROUTES, key=lambda r: len(r.prefix), reverse=True))
 
 
-def route_for(path: str) -> Route:
-    """The route a request path takes: the longest matching prefix on a path-segment boundary."""
-    for route in _LONGEST_FIRST:
+def route_for(path: str, routes: Sequence[Route] | None = None) -> Route:
+    """The route a request path takes through `routes` (default ROUTES): the longest matching
+    prefix on a path-segment boundary."""
+    ordered = (
+        _LONGEST_FIRST
+        if routes is None
+        else sorted(routes, key=lambda r: len(r.prefix), reverse=True)
+    )
+    for route in ordered:
         prefix = route.prefix.rstrip("/")
         if path == prefix or path.startswith(prefix + "/") or route.prefix == "/":
             return route
-    raise LookupError(path)  # unreachable while "/" is in ROUTES
+    raise LookupError(path)  # unreachable while "/" is in the routes
