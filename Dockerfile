@@ -70,7 +70,9 @@ CMD ["sh", "-c", "[ -d /tmp/src ] || cp -R /app/src /tmp/src; exec uvicorn --fac
 FROM service AS runtime
 USER 10001:10001
 EXPOSE 8000
-# Ingress controllers sit in front; uvicorn gets up to 20 s to finish requests on SIGTERM.
+# Ingress controllers sit in front. The app bounds its own shutdown on SIGTERM (requests in
+# flight answered within SHUTDOWN_REQUEST_SECONDS, everything stopped within SHUTDOWN_SECONDS;
+# see common/shutdown.py), so uvicorn needs no --timeout-graceful-shutdown of its own.
 CMD ["uvicorn", "--factory", "--host", "0.0.0.0", "--port", "8000", \
-     "--proxy-headers", "--forwarded-allow-ips", "*", "--timeout-graceful-shutdown", "20", \
+     "--proxy-headers", "--forwarded-allow-ips", "*", \
      "--no-server-header"]

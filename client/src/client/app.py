@@ -8,6 +8,7 @@ from common.errors import install_error_handlers
 from common.health import health_router
 from common.logging import configure_logging
 from common.request_guards import install_request_guards
+from common.shutdown import BoundedRequests, ShutdownClock, watch_signals
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -46,11 +47,19 @@ def content_security_policy(settings: Settings) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     policy = content_security_policy(settings)
+    clock = ShutdownClock(
+        budget_seconds=settings.shutdown_seconds, request_seconds=settings.shutdown_request_seconds
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level)
-        yield
+        clock.reset()
+        restore_signals = watch_signals(clock)
+        try:
+            yield
+        finally:
+            restore_signals()
 
     app = FastAPI(
         title="GitTix client", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
@@ -75,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             response.headers["Cache-Control"] = "no-cache"
         return response
 
+    # Outermost: once shutdown begins, every request in flight gets an answer in time.
+    app.add_middleware(BoundedRequests, clock=clock)
     app.include_router(health_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)

@@ -2,11 +2,12 @@
 
 from typing import ClassVar
 
+from common.settings import ShutdownSettings
 from pydantic import field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 
-class Settings(BaseSettings):
+class Settings(ShutdownSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     service_name: ClassVar[str] = "client"

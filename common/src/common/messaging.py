@@ -162,8 +162,10 @@ class ListenerRunner:
     listeners: list[Listener[Any]]
     batch: int = 10
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
+        self._stopping.clear()
         for listener in self.listeners:
             durable = listener.durable_name(self.service)
             subscription = await self.js.pull_subscribe(
@@ -182,8 +184,10 @@ class ListenerRunner:
             self._tasks.append(asyncio.create_task(self._run(listener, subscription)))
 
     async def _run(self, listener: Listener[Any], subscription: Any) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
+                # Not cut short on stop: messages fetched by a cancelled fetch would sit
+                # unacknowledged until ack_wait; this way they are handled or given back now.
                 messages = await subscription.fetch(self.batch, timeout=1)
             except TimeoutError:
                 # An empty fetch: nats-py raises its own TimeoutError (a subclass) or the
@@ -193,13 +197,48 @@ class ListenerRunner:
                 raise
             except Exception:
                 log.exception("fetching %s failed; retrying", listener.event.type_name())
-                await asyncio.sleep(1)
+                try:
+                    async with asyncio.timeout(1):
+                        await self._stopping.wait()
+                except TimeoutError:
+                    pass
                 continue
-            for message in messages:
-                await listener.process(message)
+            for index, message in enumerate(messages):
+                if self._stopping.is_set():
+                    await _give_back(messages[index:])
+                    return
+                try:
+                    await listener.process(message)
+                except asyncio.CancelledError:
+                    # Stopped mid-handle: nothing was acknowledged, so the message (and those
+                    # behind it) is redelivered; handlers are idempotent and version-checked.
+                    await _give_back(messages[index:])
+                    raise
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    def stop_fetching(self) -> None:
+        """Fetch nothing more; the messages in hand are still handled (see stop)."""
+        self._stopping.set()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop fetching and let each listener finish the message in hand for up to `grace` s.
+
+        A listener still busy after that is cancelled and its messages are given back (nak), so
+        another replica (or this one, restarted) handles them now rather than after ack_wait.
+        """
+        self._stopping.set()
+        if self._tasks:
+            _, busy = await asyncio.wait(self._tasks, timeout=grace)
+            for task in busy:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+async def _give_back(messages: list[Msg]) -> None:
+    """Nak messages this replica will not handle; a failure leaves them to ack_wait instead."""
+    try:
+        async with asyncio.timeout(1):
+            for message in messages:
+                await message.nak()
+    except Exception:
+        log.warning("could not give back %d message(s); redelivered after ack_wait", len(messages))

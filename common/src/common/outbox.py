@@ -55,7 +55,10 @@ class OutboxRelay:
         return published
 
     async def _run(self) -> None:
-        while not self._stopping:
+        while True:
+            # Read before the pass: a stop asked for during it gets one more pass, which sees
+            # what the last requests and events wrote.
+            last = self._stopping
             self._wake.clear()
             try:
                 await self.relay_once()
@@ -63,6 +66,8 @@ class OutboxRelay:
                 raise
             except Exception:
                 log.exception("outbox relay failed; pending events stay until the next pass")
+            if last:
+                return
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
             # races with the event being set, and the relay would never stop.
             try:
@@ -74,9 +79,17 @@ class OutboxRelay:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Publish what is pending in one last pass, for up to `grace` seconds, then stop.
+
+        A pass cut short leaves its entries in their documents: the next start publishes them
+        (an entry published but not yet pulled goes again, and the stream drops the duplicate).
+        """
         self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
+            _, busy = await asyncio.wait([self._task], timeout=grace)
+            for task in busy:
+                task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None

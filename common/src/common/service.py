@@ -20,6 +20,14 @@ from common.mongo import Database, DatabaseHandle
 from common.outbox import OutboxRelay
 from common.request_guards import install_request_guards
 from common.settings import ServiceSettings
+from common.shutdown import (
+    CLOSE_RESERVE_SECONDS,
+    RELAY_RESERVE_SECONDS,
+    BoundedRequests,
+    ShutdownClock,
+    watch_signals,
+    within,
+)
 
 log = logging.getLogger("common.service")
 
@@ -67,9 +75,14 @@ def create_service_app(
     on the exact paths `larger_bodies` gives their own limit.
     """
 
+    clock = ShutdownClock(
+        budget_seconds=settings.shutdown_seconds, request_seconds=settings.shutdown_request_seconds
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(contract.name, settings.log_level)
+        clock.reset()
         handle = (
             DatabaseHandle(database) if database is not None else DatabaseHandle.connect(settings)
         )
@@ -93,18 +106,36 @@ def create_service_app(
         )
         await runner.start()
         tasks = [asyncio.create_task(task(runtime)) for task in background]
+        # From the signal on, listeners take no new messages while requests drain.
+        clock.on_begin(runner.stop_fetching)
+        restore_signals = watch_signals(clock)
         log.info("%s started", contract.name)
         try:
             yield
         finally:
+            # Requests are answered by now (or were cut short at the request deadline). Stop
+            # the work behind them within what is left of the budget: background tasks and
+            # listeners first, as they write outbox entries, then the relay's last pass, then
+            # the clients. Cancelling a background task is safe: each step it takes is one
+            # single-document update, and a Stripe call is replayed with its idempotency key.
+            clock.begin()
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await runner.stop()
-            await runtime.relay.stop()
-            await runtime.nc.close()
-            await handle.close()
-            log.info("%s stopped", contract.name)
+            await within(
+                clock.remaining(keep=RELAY_RESERVE_SECONDS + CLOSE_RESERVE_SECONDS),
+                "background tasks",
+                asyncio.gather(*tasks, return_exceptions=True),
+            )
+            await runner.stop(
+                grace=clock.remaining(keep=RELAY_RESERVE_SECONDS + CLOSE_RESERVE_SECONDS)
+            )
+            await runtime.relay.stop(grace=clock.remaining(keep=CLOSE_RESERVE_SECONDS))
+            await within(
+                clock.remaining(keep=CLOSE_RESERVE_SECONDS / 2), "closing NATS", runtime.nc.close()
+            )
+            await within(clock.remaining(), "closing the database client", handle.close())
+            restore_signals()
+            log.info("%s stopped %.2fs after shutdown began", contract.name, clock.elapsed())
 
     async def mongo_ready(request: Request) -> bool:
         handle: DatabaseHandle | None = getattr(request.app.state, "db_handle", None)
@@ -123,6 +154,8 @@ def create_service_app(
         larger_bodies=larger_bodies,
         trusted_origins=settings.trusted_origins,
     )
+    # Outermost: once shutdown begins, every request in flight gets an answer in time.
+    app.add_middleware(BoundedRequests, clock=clock)
     app.include_router(health_router({"mongo": mongo_ready, "nats": nats_ready}))
     for router in routers:
         app.include_router(router)

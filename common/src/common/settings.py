@@ -2,7 +2,7 @@
 
 from typing import Annotated, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from common.request_guards import DEFAULT_MAX_BODY_BYTES
@@ -15,7 +15,32 @@ def _pem(value: str | None) -> str | None:
     return value.replace("\\n", "\n").strip() + "\n"
 
 
-class ServiceSettings(BaseSettings):
+class ShutdownSettings(BaseSettings):
+    """How long a service may take to stop once told to (SIGTERM); see common.shutdown.
+
+    The defaults keep a whole shutdown under 10 s, inside Kubernetes' grace period.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # SHUTDOWN_SECONDS: from the signal until every listener, background task, the outbox relay
+    # and the clients have stopped; a watchdog ends the process 1 s after it.
+    shutdown_seconds: float = Field(default=7.0, gt=0, le=30)
+    # SHUTDOWN_REQUEST_SECONDS: how long requests in flight at the signal have to finish
+    # before they are answered 503; the rest of the budget is for the background work.
+    shutdown_request_seconds: float = Field(default=3.0, gt=0)
+
+    @model_validator(mode="after")
+    def _requests_leave_room(self) -> "ShutdownSettings":
+        if self.shutdown_request_seconds > self.shutdown_seconds - 2:
+            raise ValueError(
+                "SHUTDOWN_REQUEST_SECONDS must leave at least 2 s of SHUTDOWN_SECONDS for "
+                "listeners, the outbox relay and closing connections"
+            )
+        return self
+
+
+class ServiceSettings(ShutdownSettings):
     """What every service needs: where its database and the bus are, and how to verify sessions.
 
     `MONGO_URL` unset means the embedded in-memory store (development and tests only).
