@@ -1,7 +1,6 @@
 """orders' fixtures: the common plugin's app/client/bus built from orders' create_app, signed-in
 buyers, tickets put into the replica through the bus, and builders for the events orders hears."""
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -162,15 +161,3 @@ def place_order(
         return response.json()
 
     return place
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():  # noqa: ASYNC110 - nothing signals this state; poll it
-            await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-def eventually() -> Callable[..., Awaitable[None]]:
-    """Wait until a check holds, for state no event announces (such as an emptied outbox)."""
-    return _eventually

@@ -1,7 +1,6 @@
 """tickets' fixtures: the common plugin's app/client/bus built from tickets' create_app, signed-in
 users, and builders for the order events tickets listens to."""
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -83,15 +82,3 @@ def order_created() -> Callable[..., OrderCreated]:
 def order_cancelled() -> Callable[..., OrderCancelled]:
     """order_cancelled(ticket_id, order_id, version=1): an OrderCancelled as orders publishes it."""
     return _order_cancelled
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():  # noqa: ASYNC110 - nothing signals this state; poll it
-            await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-def eventually() -> Callable[..., Awaitable[None]]:
-    """Wait until a check holds, for state no event announces (such as an emptied outbox)."""
-    return _eventually

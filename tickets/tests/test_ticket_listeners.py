@@ -149,7 +149,7 @@ async def test_a_new_order_waits_for_the_previous_holders_cancellation(
 
     # The second order arrives before the first one's cancellation: it is retried, not lost.
     await bus.publish(second)
-    info = await _wait_redelivered(bus, CREATED_DURABLE)
+    info = await bus.wait_redelivered(CREATED_DURABLE)
     assert info.num_redelivered >= 1
     assert (await show(client, ticket["id"]))["orderId"] == first.id
     await bus.publish(order_cancelled(ticket["id"], first.id))
@@ -158,16 +158,6 @@ async def test_a_new_order_waits_for_the_previous_holders_cancellation(
     assert event.order_id == second.id
     released = bus.published(TicketUpdated, id=ticket["id"], version=2)
     assert [update.order_id for update in released] == [None]
-
-
-async def _wait_redelivered(bus: TestBus, durable: str) -> Any:
-    """The consumer's info once it has had to deliver some message again."""
-    for _ in range(500):
-        info = await bus.consumer_info(durable)
-        if info.num_redelivered >= 1:
-            return info
-        await bus.nc.flush()
-    raise AssertionError(f"{durable} never redelivered")
 
 
 async def test_order_cancelled_for_another_order_leaves_the_reservation(

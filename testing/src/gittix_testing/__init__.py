@@ -3,6 +3,7 @@
 from gittix_testing.app import http_client, running
 from gittix_testing.bus import EventRecorder, TestBus
 from gittix_testing.processes import ManagedProcess, free_port, start_localstripe, start_nats_server
+from gittix_testing.waiting import wait_until, wait_until_sync, within
 
 __all__ = [
     "EventRecorder",
@@ -13,4 +14,7 @@ __all__ = [
     "running",
     "start_localstripe",
     "start_nats_server",
+    "wait_until",
+    "wait_until_sync",
+    "within",
 ]

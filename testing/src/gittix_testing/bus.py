@@ -4,13 +4,16 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
-
 from common.events import Envelope, Event, parse_envelope
 from common.messaging import STREAM_NAME, Publisher
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from gittix_testing.waiting import wait_until
 
 E = TypeVar("E", bound=Event)
 
@@ -94,17 +97,26 @@ class TestBus:
 
     async def wait_consumer_idle(self, durable: str, *, timeout: float = 10.0) -> None:
         """Wait until a durable consumer has nothing pending and nothing unacknowledged."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
+
+        async def idle() -> bool:
             try:
                 info = await self.consumer_info(durable)
-                if info.num_pending == 0 and info.num_ack_pending == 0:
-                    return
-            except Exception:
-                pass
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"consumer {durable} still busy after {timeout}s")
-            await asyncio.sleep(0.05)
+            except (NotFoundError, NatsTimeoutError):
+                return False  # not created by the service yet, or the server is slow to answer
+            return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
+        await wait_until(idle, timeout=timeout, message=f"consumer {durable} still busy")
+
+    async def wait_redelivered(self, durable: str, *, timeout: float = 10.0) -> Any:
+        """The durable consumer's info once it has had to deliver some message again."""
+
+        async def redelivered() -> Any:
+            info = await self.consumer_info(durable)
+            return info if info.num_redelivered >= 1 else None
+
+        return await wait_until(
+            redelivered, timeout=timeout, message=f"{durable} never redelivered"
+        )
 
 
 async def subscribe_recorder(js: JetStreamContext, recorder: EventRecorder) -> Any:

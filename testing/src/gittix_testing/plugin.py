@@ -1,7 +1,7 @@
 """The pytest plugin every service's tests use (registered through the pytest11 entry point)."""
 
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,9 @@ from fastapi import FastAPI
 from gittix_testing.app import http_client, running
 from gittix_testing.bus import EventRecorder, TestBus, subscribe_recorder
 from gittix_testing.processes import ManagedProcess, start_localstripe, start_nats_server
+from gittix_testing.waiting import wait_until, within
+
+BUS_CLOSE_SECONDS = 10.0
 
 
 @pytest.fixture(scope="session")
@@ -89,8 +92,24 @@ async def bus(nats_url: str) -> AsyncIterator[TestBus]:
     recorder = EventRecorder()
     subscription = await subscribe_recorder(js, recorder)
     yield TestBus(url=nats_url, nc=nc, js=js, recorder=recorder)
-    await subscription.unsubscribe()
-    await nc.close()
+    async with within(BUS_CLOSE_SECONDS, "the test's bus connection did not close"):
+        await subscription.unsubscribe()
+        await nc.close()
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Awaitable[None]]:
+    """eventually(check, timeout=10.0): wait until a check holds, for state no event announces
+    (such as an emptied outbox)."""
+
+    async def wait(
+        check: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, message: str = ""
+    ) -> None:
+        await wait_until(
+            check, timeout=timeout, message=message or f"{check.__qualname__} never held"
+        )
+
+    return wait
 
 
 @pytest.fixture
