@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from devserver.certs import ensure_ca, server_certificate
+from devserver.entry_point import caddy_args, caddy_config, caddy_env, write_config
 from gittix_testing.processes import ManagedProcess, free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -97,34 +98,39 @@ def main() -> None:
     ca = str(ensure_ca(data_dir)[0])
     up_port, tls_port, quiet_port, plain_port, httpx_port = (free_port() for _ in range(5))
     upstream_url = f"http://127.0.0.1:{up_port}"
-    proxy_cmd = [sys.executable, "-m", "devserver.proxy", "--upstream", f"auth={upstream_url}"]
-    tls_args = ["--cert", str(cert), "--key", str(key)]
 
-    def entry_point(name: str, port: int, *extra: str) -> ManagedProcess:
-        return ManagedProcess(name, [*proxy_cmd, "--port", str(port), *extra], port=port).start()
+    def entry_point(name: str, port: int, *, tls: bool, access_log: bool) -> ManagedProcess:
+        """Caddy configured by devserver.entry_point, as `make up` starts it."""
+        home = data_dir / name
+        config = caddy_config(
+            port=port,
+            upstreams={"auth": up_port},
+            cert=cert if tls else None,
+            key=key if tls else None,
+            storage=home / "data",
+            access_log=access_log,
+        )
+        args = caddy_args(write_config(home / "caddy.json", config))
+        return ManagedProcess(name, args, port=port, env=caddy_env(home)).start()
 
     processes: list[ManagedProcess] = []
     try:
         upstream = uvicorn("service", "stand_in_service:create_app", up_port)
         processes.append(upstream)
-        tls = entry_point("entry-https", tls_port, *tls_args)
-        quiet = entry_point("entry-https-quiet", quiet_port, *tls_args, "--quiet")
-        plain = entry_point("entry-http", plain_port, "--quiet")
+        tls = entry_point("entry-https", tls_port, tls=True, access_log=True)
+        quiet = entry_point("entry-https-quiet", quiet_port, tls=True, access_log=False)
+        plain = entry_point("entry-http", plain_port, tls=False, access_log=False)
         processes += [tls, quiet, plain]
         targets = [
             Target("service directly (HTTP)", f"{upstream_url}{PATH}", None),
             Target(
-                "devserver.proxy as `make up` runs it (HTTPS, access log)",
+                "Caddy as `make up` runs it (HTTPS, access log)",
                 f"https://127.0.0.1:{tls_port}{PATH}",
                 tls,
             ),
+            Target("Caddy, HTTPS, no access log", f"https://127.0.0.1:{quiet_port}{PATH}", quiet),
             Target(
-                "devserver.proxy, HTTPS, --quiet", f"https://127.0.0.1:{quiet_port}{PATH}", quiet
-            ),
-            Target(
-                "devserver.proxy, plain HTTP, --quiet",
-                f"http://127.0.0.1:{plain_port}{PATH}",
-                plain,
+                "Caddy, plain HTTP, no access log", f"http://127.0.0.1:{plain_port}{PATH}", plain
             ),
         ]
         if not args.skip_httpx:

@@ -1,7 +1,7 @@
 """For comparison only: the entry point written the obvious way (Starlette + one httpx.AsyncClient).
 
 SPEC "Running it" reports this design topping out near 200 req/s; bench_proxy.py measures it
-beside devserver.proxy on the same upstream so the choice stays justified by numbers.
+beside the entry point (Caddy) on the same upstream so the choice stays justified by numbers.
 """
 
 import os

@@ -7,7 +7,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from devserver.system import PortInUseError, StartupError, System, SystemConfig
+from devserver.supervisor import PortInUseError, StartupError
+from devserver.system import System, SystemConfig
 
 
 def _service_port(value: str) -> tuple[str, int]:

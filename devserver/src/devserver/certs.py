@@ -221,3 +221,25 @@ def server_certificate(data_dir: Path, hosts: list[str], name: str) -> tuple[Pat
     )
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
+
+
+def trust_instructions(ca_cert: Path) -> str:
+    """How to trust the CA on each platform and browser, as `make up`'s banner prints it."""
+    ca = str(ca_cert)
+    return "\n".join(
+        [
+            f"  Trust the development CA once ({ca}) so browsers show no warning:",
+            f"    Debian/Ubuntu: sudo cp {ca} /usr/local/share/ca-certificates/gittix-dev-ca.crt"
+            " && sudo update-ca-certificates",
+            f"    Fedora/RHEL:   sudo cp {ca} /etc/pki/ca-trust/source/anchors/gittix-dev-ca.crt"
+            " && sudo update-ca-trust",
+            "    macOS:         sudo security add-trusted-cert -d -r trustRoot"
+            f" -k /Library/Keychains/System.keychain {ca}",
+            f"    Windows:       certutil -user -addstore Root {ca}",
+            "    Chrome/Chromium on Linux (NSS):"
+            f" certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n 'GitTix dev CA' -i {ca}",
+            "    Firefox:       for p in ~/.mozilla/firefox/*.default*; do certutil -d sql:$p -A"
+            f" -t C,, -n 'GitTix dev CA' -i {ca}; done   (or Settings > Certificates > Import)",
+            f"    curl:          curl --cacert {ca} https://localhost:<port>/...",
+        ]
+    )

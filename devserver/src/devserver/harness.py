@@ -75,7 +75,7 @@ class RunningSystem:
         self.system.start_service(name)
 
     def log(self, name: str) -> str:
-        """Everything one process has printed so far (e.g. "orders", "nats", "proxy")."""
+        """Everything one process has printed so far (e.g. "orders", "nats", "caddy")."""
         path = self.data_dir / "logs" / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 

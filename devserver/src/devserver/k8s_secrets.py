@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from devserver.certs import ensure_ca, server_certificate
+from devserver.certs import ensure_ca, server_certificate, trust_instructions
 from devserver.keys import ensure_jwt_keys
-from devserver.system import repo_root, trust_instructions
+from devserver.system import repo_root
 
 NAMESPACE_MANIFEST = repo_root() / "infra" / "k8s" / "namespace.yaml"
 
