@@ -14,6 +14,7 @@ import yaml
 from devserver.routing import SERVICES
 from infra_checks import REPO_ROOT, kustomize
 from workflow_checks import (
+    DEPENDABOT,
     IMAGES,
     SETUP,
     SUITE,
@@ -22,6 +23,7 @@ from workflow_checks import (
     Doc,
     actionlint,
     call_problems,
+    dependabot_problems,
     github_files,
     image_problems,
     load_yaml,
@@ -95,6 +97,27 @@ def test_an_unknown_trigger_is_rejected(files: dict[str, Doc]) -> None:
     copied, workflow = broken(files, f"{WORKFLOWS}/orders.yml")
     workflow["on"]["pull_requests"] = workflow["on"].pop("pull_request")
     assert any("pull_requests" in p for p in schema_problems(copied))
+
+
+@pytest.fixture(scope="module")
+def dependabot() -> Doc:
+    config: Doc = load_yaml((REPO_ROOT / DEPENDABOT).read_text())
+    return config
+
+
+def test_dependabot_keeps_every_pinned_action_current(dependabot: Doc) -> None:
+    assert dependabot_problems(dependabot) == []
+
+
+def test_a_broken_dependabot_config_is_reported(dependabot: Doc) -> None:
+    typo = copy.deepcopy(dependabot)
+    typo["updates"][0]["schedule"]["interval"] = "weekley"
+    assert any("interval" in p and "weekley" in p for p in dependabot_problems(typo))
+    forgotten = copy.deepcopy(dependabot)
+    forgotten["updates"][0]["directories"] = ["/"]
+    assert dependabot_problems(forgotten) == [
+        f"{DEPENDABOT}: the actions used in /{SETUP} are never updated"
+    ]
 
 
 # --------------------------------------------------------------------------------- actionlint

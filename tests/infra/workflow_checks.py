@@ -20,6 +20,8 @@ from infra_checks import REPO_ROOT, tool
 SCHEMAS = Path(__file__).parent / "schemas" / "github"
 WORKFLOW_SCHEMA = SCHEMAS / "github-workflow.json"
 ACTION_SCHEMA = SCHEMAS / "github-action.json"
+DEPENDABOT_SCHEMA = SCHEMAS / "dependabot.json"
+DEPENDABOT = ".github/dependabot.yml"
 WORKFLOWS = ".github/workflows"
 SUITE = f"{WORKFLOWS}/service-suite.yml"
 SETUP = ".github/actions/setup"
@@ -117,6 +119,26 @@ def _deepest(error: jsonschema.ValidationError) -> str:
     deepest = [leaf for leaf in leaves if len(leaf.absolute_path) == depth]
     where = ".".join(map(str, deepest[0].absolute_path))
     return f"{where}: " + "; ".join(sorted({leaf.message for leaf in deepest}))
+
+
+def dependabot_problems(config: Doc, root: Path = REPO_ROOT) -> list[str]:
+    """dependabot.yml passes its schema and proposes new releases of the pinned actions, in the
+    workflows ("/") and in every action of ours."""
+    validator = jsonschema.Draft7Validator(_json(DEPENDABOT_SCHEMA))
+    problems = [f"{DEPENDABOT}: {_deepest(e)}" for e in validator.iter_errors(config)]
+    if problems:
+        return problems
+    watched: set[str] = set()
+    for update in config.get("updates", []):
+        if update.get("package-ecosystem") == "github-actions":
+            watched |= set(update.get("directories", [])) | {update.get("directory", "")}
+    wanted = {"/"} | {
+        "/" + str(p.parent.relative_to(root))
+        for p in (root / ".github" / "actions").glob("*/action.yml")
+    }
+    for directory in sorted(wanted - watched):
+        problems.append(f"{DEPENDABOT}: the actions used in {directory} are never updated")
+    return problems
 
 
 # ------------------------------------------------------------------------------ uses and inputs
