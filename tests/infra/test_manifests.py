@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from devserver.routing import SERVICES
 from infra_checks import (
     KUBERNETES_VERSION,
     REPO_ROOT,
@@ -33,11 +34,10 @@ def mutated(objects: list[Manifest], kind: str, name: str) -> tuple[list[Manifes
 
 def test_base_renders_every_service_and_its_storage(base_objects: list[Manifest]) -> None:
     kinds = {(obj["kind"], obj["metadata"]["name"]) for obj in base_objects}
-    for service in ("auth", "tickets", "orders", "expiration", "payments", "client"):
-        assert ("Deployment", service) in kinds
-        assert ("Service", service) in kinds
-    for service in ("auth", "tickets", "orders", "expiration", "payments"):
-        assert ("StatefulSet", f"{service}-mongo") in kinds
+    for service in SERVICES:
+        assert ("Deployment", service.name) in kinds
+        assert ("Service", service.name) in kinds
+        assert (("StatefulSet", f"{service.name}-mongo") in kinds) == service.owns_data
     assert ("StatefulSet", "nats") in kinds
     assert ("Ingress", "ticketing") in kinds
     assert all(
