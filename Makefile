@@ -4,6 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 TOOLS := .tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+# Every workspace member with a suite of its own: the services of devserver.routing.SERVICES and
+# the libraries (tests/test_service_registry.py checks it). `make lint` type-checks them all.
 SERVICES := common auth tickets orders expiration payments client devserver
 
 .PHONY: help install up test test-services test-system docs docs-check lint k8s-check k8s-secrets screenshots bench
@@ -49,7 +51,7 @@ docs-check: install
 lint: install
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
-	$(UV) run --no-sync mypy common/src auth/src tickets/src orders/src expiration/src payments/src client/src devserver/src
+	$(UV) run --no-sync mypy $(addsuffix /src,$(SERVICES))
 
 k8s-check: install
 	$(UV) run --no-sync pytest tests/infra -q
