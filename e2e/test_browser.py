@@ -332,6 +332,9 @@ def test_form_errors_are_shown_next_to_the_field_they_concern(
 
     # An error that concerns no field is shown at the top of the form.
     someone.nav.get_by_role("link", name="Sign out").click()
+    # The link only asks; the button signs out.
+    expect(someone.nav).to_contain_text(someone.email)
+    page.get_by_role("button", name="Sign out").click()
     expect(someone.nav.get_by_role("link", name="Sign in")).to_be_visible()
     someone.nav.get_by_role("link", name="Sign in").click()
     page.get_by_label("Email").fill(someone.email)

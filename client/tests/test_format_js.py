@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, Route, sync_playwright
+from chromium import launch_chromium
+from playwright.sync_api import Page, Route
 
 STATIC = Path(__file__).resolve().parents[1] / "src" / "client" / "static"
-CHROMIUM = Path("/usr/bin/chromium")
 ORIGIN = "https://client.test"
 
 
@@ -26,25 +26,11 @@ def serve_static(route: Route) -> None:
 
 @pytest.fixture(scope="module")
 def page() -> Iterator[Page]:
-    # Fail, never skip: CI installs Debian's chromium.
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: install Debian's chromium package"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+    with launch_chromium() as browser:
         page = browser.new_page()
         page.route(f"{ORIGIN}/**", serve_static)
         page.goto(f"{ORIGIN}/")
         yield page
-        browser.close()
 
 
 def call(page: Page, function: str, *args: Any) -> Any:

@@ -40,10 +40,34 @@ export function onPageShow(init) {
   });
 }
 
-/** The local path in ?next=, never another site (an open redirect). */
+/**
+ * Where `next` may send the browser: a path on `origin`, or "/" (never another site: that would
+ * be an open redirect). The browser's own URL parser decides what `next` means, so its tricks
+ * (tabs and newlines dropped, backslashes read as slashes, "/.//host") are judged as it reads them.
+ */
+export function safeNextPath(next, origin = window.location.origin) {
+  if (!next) return "/";
+  let url;
+  try {
+    url = new URL(next, origin);
+  } catch {
+    return "/";
+  }
+  if (url.origin !== origin) return "/";
+  // "/.//evil.com" resolves to the path "//evil.com", which would read as another host when
+  // navigated to: one leading slash only.
+  const path = `/${url.pathname.replace(/^\/+/, "")}${url.search}${url.hash}`;
+  return new URL(path, origin).origin === origin ? path : "/";
+}
+
+/** The local path in a query string's ?next=. */
+export function nextPathFrom(search, origin = window.location.origin) {
+  return safeNextPath(new URLSearchParams(search).get("next"), origin);
+}
+
+/** The local path in this page's ?next=. */
 export function nextPath() {
-  const next = new URLSearchParams(window.location.search).get("next") || "/";
-  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
+  return nextPathFrom(window.location.search);
 }
 
 export function setTitle(text) {
