@@ -1,11 +1,13 @@
 """The outbox relay: a pending event left by a crash still goes out, exactly once."""
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
-from common.events import Envelope, TicketCreated
+import pytest
+from common.events import Envelope, OrderExpired, TicketCreated, TicketUpdated
 from common.messaging import STREAM_NAME, Publisher
-from common.outbox import OutboxRelay, outbox_entry
+from common.outbox import Outbox, OutboxRelay, outbox_entry
 from gittix_testing import TestBus
 
 
@@ -54,3 +56,74 @@ async def test_entries_of_one_document_go_out_in_order(bus: TestBus, database: A
 
     await bus.wait_for(TicketCreated, count=3)
     assert [event.version for event in bus.published(TicketCreated)] == [0, 1, 2]
+
+
+def ticket_created(ticket_id: str) -> TicketCreated:
+    return TicketCreated(id=ticket_id, version=0, title="Gig", price=Decimal("1"), user_id="u")
+
+
+async def test_a_write_through_the_outbox_wakes_the_relay_without_waiting_for_its_poll(
+    bus: TestBus, database: Any
+) -> None:
+    # A poll this long never fires during the test: only the wake-up can publish promptly.
+    relay = OutboxRelay([database.tickets], Publisher(bus.js), poll_seconds=3600)
+    outbox = Outbox((TicketCreated, TicketUpdated), service="tickets")
+    outbox.attach(relay)
+    # Something pending from before the start, so we can tell when its first pass is over.
+    await database.tickets.insert_one({"_id": "t0", "outbox": [outbox_entry(ticket_created("t0"))]})
+    relay.start()
+    try:
+        await bus.wait_for(TicketCreated, id="t0")
+        # Nothing announces the end of a pass; its last step is pulling the entry it published.
+        async with asyncio.timeout(10):
+            while (await database.tickets.find_one({"_id": "t0"}))["outbox"]:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+
+        await outbox.insert_one(database.tickets, {"_id": "t1", "version": 0}, ticket_created("t1"))
+        await bus.wait_for(TicketCreated, id="t1", timeout=10)
+
+        updated = TicketUpdated(
+            id="t1", version=1, title="Gig", price=Decimal("2"), user_id="u", order_id=None
+        )
+        await outbox.find_one_and_update(
+            database.tickets, {"_id": "t1", "version": 0}, {"$set": {"version": 1}}, updated
+        )
+        await bus.wait_for(TicketUpdated, id="t1", timeout=10)
+    finally:
+        await relay.stop()
+
+
+async def test_the_change_and_its_event_are_one_write_and_undeclared_events_are_refused(
+    database: Any,
+) -> None:
+    outbox = Outbox((TicketCreated, TicketUpdated), service="tickets")
+    stored = await outbox.insert_one(
+        database.tickets, {"_id": "t1", "version": 0, "tags": []}, ticket_created("t1")
+    )
+    assert [entry["type"] for entry in stored["outbox"]] == ["TicketCreated"]
+
+    updated = TicketUpdated(
+        id="t1", version=1, title="Gig", price=Decimal("2"), user_id="u", order_id=None
+    )
+    after = await outbox.find_one_and_update(
+        database.tickets,
+        {"_id": "t1", "version": 0},
+        {"$set": {"version": 1}, "$push": {"tags": "new"}},
+        updated,
+        return_document=True,
+    )
+    assert after["version"] == 1 and after["tags"] == ["new"]
+    assert [entry["type"] for entry in after["outbox"]] == ["TicketCreated", "TicketUpdated"]
+    # A stale version matches nothing: no change, no event.
+    assert (
+        await outbox.find_one_and_update(
+            database.tickets, {"_id": "t1", "version": 0}, {"$set": {"version": 1}}, updated
+        )
+        is None
+    )
+
+    with pytest.raises(TypeError, match="tickets does not declare that it publishes OrderExpired"):
+        await outbox.update_one(
+            database.tickets, {"_id": "t1"}, {"$set": {"x": 1}}, OrderExpired(order_id="o1")
+        )
+    assert len((await database.tickets.find_one({"_id": "t1"}))["outbox"]) == 2

@@ -18,6 +18,7 @@ from common.events import (
     TicketPriceRef,
     TicketRef,
 )
+from common.outbox import Outbox
 from common.types import ceil_to_millisecond, utc_now
 from expiration.events import CONTRACT
 from fastapi import FastAPI
@@ -202,8 +203,9 @@ async def test_expiry_claimed_before_a_crash_is_still_published(
     # A replica claims the timer and dies before its relay publishes.
     await repository.claim_due(
         database,
+        Outbox(CONTRACT.publishes, service=CONTRACT.name),
         now=utc_now(),
-        outbox_entry_for=lambda oid: CONTRACT.outbox_entry(OrderExpired(order_id=oid)),
+        event_for=lambda oid: OrderExpired(order_id=oid),
     )
 
     async with running(app_factory(database=database)):

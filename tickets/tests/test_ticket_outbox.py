@@ -10,14 +10,18 @@ import httpx
 from bson import ObjectId
 from common.events import Envelope, TicketCreated, TicketUpdated
 from common.messaging import STREAM_NAME
+from common.outbox import Outbox
 from fastapi import FastAPI
 from gittix_testing import TestBus, http_client, running
 from tickets.app import create_app
+from tickets.events import CONTRACT
 
 from tickets import repository
 
 Eventually = Callable[..., Awaitable[None]]
 Headers = dict[str, str]
+# Writes made with no relay attached, as a process that dies before its relay runs leaves them.
+OUTBOX = Outbox(CONTRACT.publishes, service=CONTRACT.name)
 
 
 async def outbox_empty(database: Any, ticket_id: ObjectId) -> bool:
@@ -34,7 +38,7 @@ async def test_a_ticket_written_while_the_service_was_down_is_published_once_on_
 ) -> None:
     # The write landed, then the process died before its relay ran.
     ticket = await repository.create_ticket(
-        database, title="Concert", price=Decimal("20.00"), user_id="u1"
+        database, OUTBOX, title="Concert", price=Decimal("20.00"), user_id="u1"
     )
     assert bus.published(TicketCreated) == []
 
@@ -80,7 +84,7 @@ async def test_a_relay_that_died_after_publishing_does_not_publish_the_event_twi
     service_env: dict[str, str], database: Any, bus: TestBus, eventually: Eventually
 ) -> None:
     ticket = await repository.create_ticket(
-        database, title="Concert", price=Decimal("20.00"), user_id="u1"
+        database, OUTBOX, title="Concert", price=Decimal("20.00"), user_id="u1"
     )
     # The relay published the pending event and died before removing it from the outbox.
     pending = Envelope.model_validate(ticket["outbox"][0])
@@ -95,13 +99,13 @@ async def test_a_relay_that_died_after_publishing_does_not_publish_the_event_twi
 
 async def test_a_change_written_on_a_stale_version_is_refused(database: Any) -> None:
     ticket = await repository.create_ticket(
-        database, title="Concert", price=Decimal("20.00"), user_id="u1"
+        database, OUTBOX, title="Concert", price=Decimal("20.00"), user_id="u1"
     )
     fresh = await repository.find_ticket(database, ticket_id=ticket["_id"])
     assert fresh is not None
-    assert await repository.save_change(database, fresh, {"title": "First"}) is not None
+    assert await repository.save_change(database, OUTBOX, fresh, {"title": "First"}) is not None
 
-    assert await repository.save_change(database, fresh, {"title": "Second"}) is None
+    assert await repository.save_change(database, OUTBOX, fresh, {"title": "Second"}) is None
     stored = await repository.find_ticket(database, ticket_id=ticket["_id"])
     assert stored is not None and (stored["title"], stored["version"]) == ("First", 1)
 
@@ -112,7 +116,7 @@ async def test_a_reservation_read_before_its_cancellation_was_noted_does_not_loc
     # OrderCreated and OrderCancelled of one order handled at the same moment, the
     # cancellation's note landing between the reservation's read and its write.
     ticket = await repository.create_ticket(
-        database, title="Concert", price=Decimal("20.00"), user_id="u1"
+        database, OUTBOX, title="Concert", price=Decimal("20.00"), user_id="u1"
     )
     read_by_reservation = await repository.find_ticket(database, ticket_id=ticket["_id"])
     assert read_by_reservation is not None
@@ -120,7 +124,9 @@ async def test_a_reservation_read_before_its_cancellation_was_noted_does_not_loc
     noted = await repository.remember_released_order(
         database, ticket_id=ticket["_id"], order_id="order-a"
     )
-    reserved = await repository.reserve_ticket(database, read_by_reservation, order_id="order-a")
+    reserved = await repository.reserve_ticket(
+        database, OUTBOX, read_by_reservation, order_id="order-a"
+    )
 
     assert noted and reserved is None
     stored = await repository.find_ticket(database, ticket_id=ticket["_id"])
@@ -131,12 +137,12 @@ async def test_a_cancellation_read_before_its_reservation_landed_is_told_to_rele
     database: Any,
 ) -> None:
     ticket = await repository.create_ticket(
-        database, title="Concert", price=Decimal("20.00"), user_id="u1"
+        database, OUTBOX, title="Concert", price=Decimal("20.00"), user_id="u1"
     )
     fresh = await repository.find_ticket(database, ticket_id=ticket["_id"])
     assert fresh is not None
     # The cancellation read the ticket unreserved; then the reservation landed.
-    assert await repository.reserve_ticket(database, fresh, order_id="order-a") is not None
+    assert await repository.reserve_ticket(database, OUTBOX, fresh, order_id="order-a") is not None
 
     noted = await repository.remember_released_order(
         database, ticket_id=ticket["_id"], order_id="order-a"

@@ -7,11 +7,10 @@ from bson import ObjectId
 from common.errors import BadRequestError
 from common.events import UserCreated, UserUpdated
 from common.mongo import Database
+from common.outbox import Outbox
 from common.types import utc_now
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
-
-from auth.events import CONTRACT
 
 USERS = "users"
 THROTTLE = "signin_throttle"
@@ -25,7 +24,9 @@ def _email_key(email: str) -> str:
     return email.strip().casefold()
 
 
-async def create_user(db: Database, *, email: str, password_hash: str) -> dict[str, Any]:
+async def create_user(
+    db: Database, outbox: Outbox, *, email: str, password_hash: str
+) -> dict[str, Any]:
     """Insert a user and its UserCreated event in one write; 400 when the email is taken."""
     user_id = ObjectId()
     event = UserCreated(id=str(user_id), email=email, version=0)
@@ -35,13 +36,11 @@ async def create_user(db: Database, *, email: str, password_hash: str) -> dict[s
         "email_key": _email_key(email),
         "password": password_hash,
         "version": 0,
-        "outbox": [CONTRACT.outbox_entry(event)],
     }
     try:
-        await db[USERS].insert_one(document)
+        return await outbox.insert_one(db[USERS], document, event)
     except DuplicateKeyError:
         raise BadRequestError("Email in use", field="email") from None
-    return document
 
 
 async def find_by_email(db: Database, *, email: str) -> dict[str, Any] | None:
@@ -53,7 +52,7 @@ async def find_by_id(db: Database, *, user_id: ObjectId) -> dict[str, Any] | Non
 
 
 async def change_password(
-    db: Database, *, user: dict[str, Any], password_hash: str
+    db: Database, outbox: Outbox, *, user: dict[str, Any], password_hash: str
 ) -> dict[str, Any] | None:
     """Set a new hash and bump the version, with UserUpdated in the same write.
 
@@ -61,14 +60,14 @@ async def change_password(
     """
     version = user["version"] + 1
     event = UserUpdated(id=str(user["_id"]), email=user["email"], version=version)
-    return await db[USERS].find_one_and_update(
+    updated: dict[str, Any] | None = await outbox.find_one_and_update(
+        db[USERS],
         {"_id": user["_id"], "version": user["version"]},
-        {
-            "$set": {"password": password_hash, "version": version},
-            "$push": {"outbox": CONTRACT.outbox_entry(event)},
-        },
+        {"$set": {"password": password_hash, "version": version}},
+        event,
         return_document=ReturnDocument.AFTER,
     )
+    return updated
 
 
 async def signin_locked_until(db: Database, *, email: str) -> datetime | None:

@@ -62,9 +62,8 @@ async def signup(
     settings: SettingsDep,
 ) -> UserOut:
     user = await repository.create_user(
-        db, email=body.email, password_hash=await hash_password(body.password)
+        db, runtime.outbox, email=body.email, password_hash=await hash_password(body.password)
     )
-    runtime.outbox_written()
     _start_session(response, settings, user_id=str(user["_id"]), email=user["email"])
     return UserOut(id=str(user["_id"]), email=user["email"])
 
@@ -117,10 +116,13 @@ async def change_password(
     if not await verify_password(body.current_password, stored["password"]):
         raise BadRequestError("Current password is incorrect", field="currentPassword")
     new_hash = await hash_password(body.new_password)
-    updated = await repository.change_password(db, user=stored, password_hash=new_hash)
+    updated = await repository.change_password(
+        db, runtime.outbox, user=stored, password_hash=new_hash
+    )
     while updated is None:  # changed concurrently: apply on top of the newest version
         stored = await repository.find_by_id(db, user_id=stored["_id"])
         assert stored is not None
-        updated = await repository.change_password(db, user=stored, password_hash=new_hash)
-    runtime.outbox_written()
+        updated = await repository.change_password(
+            db, runtime.outbox, user=stored, password_hash=new_hash
+        )
     return UserOut(id=str(updated["_id"]), email=updated["email"])

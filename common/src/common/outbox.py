@@ -1,12 +1,14 @@
 """The transactional outbox: pending events live inside the changed document until published.
 
-A repository appends `outbox_entry(event)` in the same single-document write that changes the
-state and version, so a crash can never split the two. The relay publishes each pending entry
+A repository writes through an `Outbox`, which appends the events' entries in the same
+single-document write that changes the state and version (so a crash can never split the two)
+and then wakes the relay (so nobody has to remember to). The relay publishes each pending entry
 with Nats-Msg-Id = event id (so a second publish is dropped by the stream) and then pulls it.
 """
 
 import asyncio
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from common.events import Envelope, Event
@@ -93,3 +95,85 @@ class OutboxRelay:
                 task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+
+
+class Outbox:
+    """The only way a service writes a document together with the events it announces.
+
+    Each write puts the events' entries into the document's outbox in the same single-document
+    write, then wakes the relay attached to it. `publishes` (the service contract's) refuses an
+    event the service does not declare; empty allows any event.
+    """
+
+    def __init__(self, publishes: Iterable[type[Event]] = (), *, service: str = "") -> None:
+        self._publishes = tuple(publishes)
+        self._service = service or "this service"
+        self._relay: OutboxRelay | None = None
+
+    def attach(self, relay: "OutboxRelay") -> None:
+        """Wake this relay after every write (writes before it is attached go at its first pass)."""
+        self._relay = relay
+
+    def entries(self, events: Iterable[Event]) -> list[dict[str, Any]]:
+        listed = list(events)
+        if not listed:
+            raise ValueError("an outbox write needs at least one event")
+        for event in listed:
+            if self._publishes and type(event) not in self._publishes:
+                raise TypeError(
+                    f"{self._service} does not declare that it publishes {event.type_name()}"
+                )
+        return [outbox_entry(event) for event in listed]
+
+    def _written(self) -> None:
+        if self._relay is not None:
+            self._relay.notify()
+
+    async def insert_one(
+        self, collection: Any, document: Mapping[str, Any], *events: Event
+    ) -> dict[str, Any]:
+        """Insert `document` with `events` pending; returns the stored document."""
+        if OUTBOX_FIELD in document:
+            raise ValueError(f"the document already has an {OUTBOX_FIELD!r} field")
+        stored = {**document, OUTBOX_FIELD: self.entries(events)}
+        await collection.insert_one(stored)
+        self._written()
+        return stored
+
+    def _with_entries(self, update: Mapping[str, Any], events: Iterable[Event]) -> dict[str, Any]:
+        push = dict(update.get("$push", {}))
+        if OUTBOX_FIELD in push or OUTBOX_FIELD in update.get("$set", {}):
+            raise ValueError(f"the update already changes {OUTBOX_FIELD!r}")
+        push[OUTBOX_FIELD] = {"$each": self.entries(events)}
+        return {**update, "$push": push}
+
+    async def update_one(
+        self,
+        collection: Any,
+        filter: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *events: Event,
+        **options: Any,
+    ) -> Any:
+        """update_one with `events` pending in the same write; returns pymongo's UpdateResult."""
+        result = await collection.update_one(filter, self._with_entries(update, events), **options)
+        if result.modified_count or result.upserted_id is not None:
+            self._written()
+        return result
+
+    async def find_one_and_update(
+        self,
+        collection: Any,
+        filter: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *events: Event,
+        **options: Any,
+    ) -> Any:
+        """find_one_and_update with `events` pending in the same write; None when nothing matched
+        (and nothing was upserted), as pymongo answers."""
+        found = await collection.find_one_and_update(
+            filter, self._with_entries(update, events), **options
+        )
+        if found is not None or options.get("upsert"):
+            self._written()
+        return found

@@ -17,7 +17,7 @@ from common.health import health_router
 from common.logging import configure_logging
 from common.messaging import ListenerRunner, Publisher, connect_bus, ensure_stream
 from common.mongo import Database, DatabaseHandle
-from common.outbox import OutboxRelay
+from common.outbox import Outbox, OutboxRelay
 from common.request_guards import install_request_guards
 from common.settings import ServiceSettings
 from common.shutdown import (
@@ -44,11 +44,8 @@ class ServiceRuntime:
     publisher: Publisher | None = None
     relay: OutboxRelay | None = None
     extras: dict[str, Any] = field(default_factory=dict)
-
-    def outbox_written(self) -> None:
-        """Wake the relay: a document just got a pending event."""
-        if self.relay is not None:
-            self.relay.notify()
+    # Every write that announces events goes through it; it wakes the relay by itself.
+    outbox: Outbox = field(default_factory=Outbox)
 
 
 Setup = Callable[[ServiceRuntime], Awaitable[None]]
@@ -86,7 +83,12 @@ def create_service_app(
         handle = (
             DatabaseHandle(database) if database is not None else DatabaseHandle.connect(settings)
         )
-        runtime = ServiceRuntime(settings=settings, contract=contract, db=handle.database)
+        runtime = ServiceRuntime(
+            settings=settings,
+            contract=contract,
+            db=handle.database,
+            outbox=Outbox(contract.publishes, service=contract.name),
+        )
         app.state.runtime = runtime
         app.state.db = handle.database
         app.state.db_handle = handle
@@ -100,6 +102,7 @@ def create_service_app(
         runtime.relay = OutboxRelay(
             [handle.database[name] for name in outbox_collections], runtime.publisher
         )
+        runtime.outbox.attach(runtime.relay)
         runtime.relay.start()
         runner = ListenerRunner(
             runtime.js, contract.name, [cls(runtime) for cls in contract.listeners]

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from common.events import Event
 from common.mongo import Database
+from common.outbox import Outbox
 from common.types import ceil_to_millisecond, utc_now
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
@@ -60,7 +62,7 @@ async def drop(db: Database, *, order_id: str, reason: str) -> None:
 
 
 async def claim_due(
-    db: Database, *, now: datetime, outbox_entry_for: Callable[[str], dict[str, Any]]
+    db: Database, outbox: Outbox, *, now: datetime, event_for: Callable[[str], Event]
 ) -> dict[str, Any] | None:
     """Claim one timer that is due, moving it to `fired` with OrderExpired in its outbox.
 
@@ -74,12 +76,11 @@ async def claim_due(
         )
         if candidate is None:
             return None
-        claimed = await db[EXPIRATIONS].find_one_and_update(
+        claimed: dict[str, Any] | None = await outbox.find_one_and_update(
+            db[EXPIRATIONS],
             {"_id": candidate["_id"], "state": PENDING},
-            {
-                "$set": {"state": FIRED, "fired_at": utc_now()},
-                "$push": {"outbox": outbox_entry_for(candidate["_id"])},
-            },
+            {"$set": {"state": FIRED, "fired_at": utc_now()}},
+            event_for(candidate["_id"]),
         )
         if claimed is not None:
             return claimed

@@ -19,16 +19,14 @@ async def fire_due_expirations(runtime: ServiceRuntime) -> int:
     while True:
         claimed = await repository.claim_due(
             runtime.db,
+            runtime.outbox,
             now=utc_now(),
-            outbox_entry_for=lambda order_id: runtime.contract.outbox_entry(
-                OrderExpired(order_id=order_id)
-            ),
+            event_for=lambda order_id: OrderExpired(order_id=order_id),
         )
         if claimed is None:
             return fired
         fired += 1
         log.info("order %s expired (due %s)", claimed["_id"], claimed["due_at"].isoformat())
-        runtime.outbox_written()
 
 
 async def run_scheduler(runtime: ServiceRuntime) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from common.errors import BadRequestError
 from common.mongo import Database
+from common.outbox import Outbox
 from common.rate_limit import RateLimit
 
 from orders import repository
@@ -46,6 +47,7 @@ async def count_reserve_attempt(db: Database, settings: Settings, *, user_id: st
 
 async def create_order_within_limit(
     db: Database,
+    outbox: Outbox,
     *,
     ticket: dict[str, Any],
     user_id: str,
@@ -67,7 +69,7 @@ async def create_order_within_limit(
             break
         try:
             return await repository.create_order(
-                db, ticket=ticket, user_id=user_id, expires_at=expires_at, slot=free[0]
+                db, outbox, ticket=ticket, user_id=user_id, expires_at=expires_at, slot=free[0]
             )
         except repository.SlotTaken:
             continue

@@ -59,12 +59,10 @@ class OrderExpiredListener(Listener[OrderExpired]):
 
     async def handle(self, event: OrderExpired, envelope: Envelope) -> None:
         change = await repository.cancel_unless_completed(
-            self.runtime.db, order_id=parse_object_id(event.order_id)
+            self.runtime.db, self.runtime.outbox, order_id=parse_object_id(event.order_id)
         )
         if change is repository.Change.UNKNOWN:
             _log_unknown(envelope.type, event.order_id)
-        elif change is repository.Change.CHANGED:
-            self.runtime.outbox_written()
 
 
 class ChargeCreatedListener(Listener[ChargeCreated]):
@@ -75,14 +73,13 @@ class ChargeCreatedListener(Listener[ChargeCreated]):
     async def handle(self, event: ChargeCreated, envelope: Envelope) -> None:
         change = await repository.advance(
             self.runtime.db,
+            self.runtime.outbox,
             order_id=parse_object_id(event.order_id),
             to="awaiting_payment",
             allowed_from=("created",),
         )
         if change is repository.Change.UNKNOWN:
             _log_unknown(envelope.type, event.order_id)
-        elif change is repository.Change.CHANGED:
-            self.runtime.outbox_written()
 
 
 class ChargeUpdatedListener(Listener[ChargeUpdated]):
@@ -102,16 +99,17 @@ class ChargeUpdatedListener(Listener[ChargeUpdated]):
             # Straight from created too: the ChargeCreated may not have arrived yet.
             change = await repository.advance(
                 self.runtime.db,
+                self.runtime.outbox,
                 order_id=order_id,
                 to="completed",
                 allowed_from=("created", "awaiting_payment"),
             )
         else:
-            change = await repository.cancel_unless_completed(self.runtime.db, order_id=order_id)
+            change = await repository.cancel_unless_completed(
+                self.runtime.db, self.runtime.outbox, order_id=order_id
+            )
         if change is repository.Change.UNKNOWN:
             _log_unknown(envelope.type, event.order_id)
-        elif change is repository.Change.CHANGED:
-            self.runtime.outbox_written()
 
 
 CONTRACT = ServiceContract(

@@ -27,12 +27,11 @@ from common.events import (
     TicketUpdated,
 )
 from common.mongo import Database
+from common.outbox import Outbox
 from common.rate_limit import create_rate_limit_indexes
 from common.types import cents_to_price, price_to_cents, utc_now
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
-
-from orders import events
 
 ORDERS = "orders"
 TICKETS = "tickets"  # the replica, fed by TicketCreated / TicketUpdated
@@ -127,7 +126,13 @@ async def taken_slots(db: Database, *, user_id: str) -> set[int]:
 
 
 async def create_order(
-    db: Database, *, ticket: dict[str, Any], user_id: str, expires_at: datetime, slot: int
+    db: Database,
+    outbox: Outbox,
+    *,
+    ticket: dict[str, Any],
+    user_id: str,
+    expires_at: datetime,
+    slot: int,
 ) -> dict[str, Any]:
     """Insert an order holding `ticket` and the buyer's `slot`, with its OrderCreated, in one write.
 
@@ -156,16 +161,14 @@ async def create_order(
         "expires_at": expires_at,
         "version": 0,
         "created_at": utc_now(),
-        "outbox": [events.CONTRACT.outbox_entry(event)],
     }
     try:
-        await db[ORDERS].insert_one(document)
+        return await outbox.insert_one(db[ORDERS], document, event)
     except DuplicateKeyError:
         # Either index may have refused it; the ticket's holder, if any, says which one.
         if await db[ORDERS].find_one({"ticket_id": ticket["_id"], "active": True}, {"_id": 1}):
             raise BadRequestError(ALREADY_RESERVED) from None
         raise SlotTaken from None
-    return document
 
 
 async def find_order(db: Database, *, order_id: ObjectId) -> dict[str, Any] | None:
@@ -181,22 +184,22 @@ async def list_orders(db: Database, *, user_id: str) -> list[dict[str, Any]]:
 
 
 async def _save_change(
-    db: Database, order: dict[str, Any], changes: dict[str, Any], event: Event
+    db: Database, outbox: Outbox, order: dict[str, Any], changes: dict[str, Any], event: Event
 ) -> dict[str, Any] | None:
     """Write `changes` as version + 1 on top of the version read, with `event`; None when the
     order changed in between (the caller re-reads and decides again)."""
-    return await db[ORDERS].find_one_and_update(
+    saved: dict[str, Any] | None = await outbox.find_one_and_update(
+        db[ORDERS],
         {"_id": order["_id"], "version": order["version"]},
-        {
-            "$set": {**changes, "version": order["version"] + 1},
-            "$push": {"outbox": events.CONTRACT.outbox_entry(event)},
-        },
+        {"$set": {**changes, "version": order["version"] + 1}},
+        event,
         projection={"outbox": 0},
         return_document=ReturnDocument.AFTER,
     )
+    return saved
 
 
-async def cancel(db: Database, order: dict[str, Any]) -> dict[str, Any] | None:
+async def cancel(db: Database, outbox: Outbox, order: dict[str, Any]) -> dict[str, Any] | None:
     """Cancel and release the lock in the same write, announcing OrderCancelled."""
     event = OrderCancelled(
         id=str(order["_id"]),
@@ -204,11 +207,11 @@ async def cancel(db: Database, order: dict[str, Any]) -> dict[str, Any] | None:
         ticket=TicketRef(id=str(order["ticket_id"])),
     )
     changes = {"status": "cancelled", "active": False, "holds_slot": False}
-    return await _save_change(db, order, changes, event)
+    return await _save_change(db, outbox, order, changes, event)
 
 
 async def set_status(
-    db: Database, order: dict[str, Any], status: OrderStatus
+    db: Database, outbox: Outbox, order: dict[str, Any], status: OrderStatus
 ) -> dict[str, Any] | None:
     """Move an order on (awaiting_payment, completed), announcing OrderUpdated."""
     assert status in ACTIVE_STATUSES
@@ -216,7 +219,7 @@ async def set_status(
     changes: dict[str, Any] = {"status": status}
     if status == "completed":
         changes["holds_slot"] = False  # paid for: no longer held without paying
-    return await _save_change(db, order, changes, event)
+    return await _save_change(db, outbox, order, changes, event)
 
 
 class Change(Enum):
@@ -225,7 +228,9 @@ class Change(Enum):
     UNKNOWN = "unknown"  # no such order
 
 
-async def cancel_by_buyer(db: Database, *, order_id: ObjectId, user_id: str) -> Change:
+async def cancel_by_buyer(
+    db: Database, outbox: Outbox, *, order_id: ObjectId, user_id: str
+) -> Change:
     """The buyer cancels: 404 unknown, 403 someone else's, 400 completed; a cancelled order
     stays as it is (cancelling twice is harmless and announces nothing new)."""
     while True:
@@ -238,11 +243,11 @@ async def cancel_by_buyer(db: Database, *, order_id: ObjectId, user_id: str) -> 
             raise BadRequestError("Cannot cancel a completed order")
         if order["status"] == "cancelled":
             return Change.UNCHANGED
-        if await cancel(db, order) is not None:
+        if await cancel(db, outbox, order) is not None:
             return Change.CHANGED
 
 
-async def cancel_unless_completed(db: Database, *, order_id: ObjectId) -> Change:
+async def cancel_unless_completed(db: Database, outbox: Outbox, *, order_id: ObjectId) -> Change:
     """Cancel (expiry, failed charge); a completed order is never cancelled."""
     while True:
         order = await find_order(db, order_id=order_id)
@@ -250,12 +255,17 @@ async def cancel_unless_completed(db: Database, *, order_id: ObjectId) -> Change
             return Change.UNKNOWN
         if order["status"] in ("completed", "cancelled"):
             return Change.UNCHANGED
-        if await cancel(db, order) is not None:
+        if await cancel(db, outbox, order) is not None:
             return Change.CHANGED
 
 
 async def advance(
-    db: Database, *, order_id: ObjectId, to: OrderStatus, allowed_from: tuple[OrderStatus, ...]
+    db: Database,
+    outbox: Outbox,
+    *,
+    order_id: ObjectId,
+    to: OrderStatus,
+    allowed_from: tuple[OrderStatus, ...],
 ) -> Change:
     """Move an order to `to` if it is in one of `allowed_from`; otherwise leave it."""
     while True:
@@ -264,5 +274,5 @@ async def advance(
             return Change.UNKNOWN
         if order["status"] not in allowed_from:
             return Change.UNCHANGED
-        if await set_status(db, order, to) is not None:
+        if await set_status(db, outbox, order, to) is not None:
             return Change.CHANGED

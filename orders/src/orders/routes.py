@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, Request, Response, status
 
 from orders import buyer_limits, repository
 from orders.models import OrderBody, OrderOut
-from orders.repository import Change
 from orders.settings import Settings
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
@@ -46,12 +45,12 @@ async def create_order(
     )
     order = await buyer_limits.create_order_within_limit(
         db,
+        runtime.outbox,
         ticket=ticket,
         user_id=user.id,
         expires_at=expires_at,
         limit=settings.orders_max_active_per_user,
     )
-    runtime.outbox_written()
     return OrderOut.from_document(order)
 
 
@@ -76,9 +75,10 @@ async def show_order(order_id: str, user: RequiredUser, db: DatabaseDep) -> Orde
 async def cancel_order(
     order_id: str, user: RequiredUser, db: DatabaseDep, runtime: RuntimeDep
 ) -> Response:
-    change = await repository.cancel_by_buyer(
-        db, order_id=parse_object_id(order_id, missing_is_404=True), user_id=user.id
+    await repository.cancel_by_buyer(
+        db,
+        runtime.outbox,
+        order_id=parse_object_id(order_id, missing_is_404=True),
+        user_id=user.id,
     )
-    if change is Change.CHANGED:
-        runtime.outbox_written()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -63,11 +63,14 @@ async def pay(
     stored_user = await repository.find_user(db, user_id=user.id)
     receipt_email = stored_user["email"] if stored_user else user.email
     charge = await repository.start_charge(
-        db, order=order, token=token, receipt_email=receipt_email, lease=_lease(runtime)
+        db,
+        runtime.outbox,
+        order=order,
+        token=token,
+        receipt_email=receipt_email,
+        lease=_lease(runtime),
     )
-    if charge is not None:
-        runtime.outbox_written()
-    else:
+    if charge is None:
         charge = await _resume_live_charge(runtime, order_id=order_id)
     return await _attempt(runtime, charge, answer_buyer=True)
 
@@ -101,8 +104,9 @@ async def _attempt(
             idempotency_key=str(charge["_id"]),
         )
     except CardDeclined as declined:
-        failed = await repository.fail_charge(db, charge=charge, reason=declined.message)
-        runtime.outbox_written()
+        failed = await repository.fail_charge(
+            db, runtime.outbox, charge=charge, reason=declined.message
+        )
         if answer_buyer:
             raise PaymentRequiredError(declined.message) from None
         return failed or charge
@@ -112,13 +116,11 @@ async def _attempt(
             raise ServiceUnavailableError(UNAVAILABLE) from None
         return charge
     completed = await repository.complete_charge(
-        db, charge=charge, stripe_id=payment.payment_intent_id
+        db, runtime.outbox, charge=charge, stripe_id=payment.payment_intent_id
     )
     if completed is None:  # recorded by whoever else replayed this attempt
         completed = await repository.find_charge(db, charge_id=charge["_id"])
         assert completed is not None
-    else:
-        runtime.outbox_written()
     order = await repository.find_order(db, order_id=charge["order_id"])
     if order is not None and order["status"] == "cancelled":
         # The order expired (or was cancelled) while the card was being charged.
@@ -150,8 +152,9 @@ async def _refund_owed(runtime: ServiceRuntime, charges: list[dict[str, Any]]) -
             )
         except StripeUnavailable:
             continue
-        if await repository.record_refund(runtime.db, charge=charge, refund_id=refund_id):
-            runtime.outbox_written()
+        if await repository.record_refund(
+            runtime.db, runtime.outbox, charge=charge, refund_id=refund_id
+        ):
             log.info("refunded charge %s of cancelled order %s", charge["_id"], charge["order_id"])
             refunded += 1
     return refunded

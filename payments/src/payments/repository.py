@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from common.events import ChargeCreated, ChargeUpdated, Event, OrderCreated
+from common.events import ChargeCreated, ChargeUpdated, OrderCreated
 from common.messaging import RetryLater
 from common.mongo import Database
+from common.outbox import Outbox
 from common.types import price_to_cents, utc_now
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -21,13 +22,6 @@ from pymongo.errors import DuplicateKeyError
 CHARGES = "charges"
 ORDERS = "orders"
 USERS = "users"
-
-
-def _outbox(event: Event) -> dict[str, Any]:
-    # Imported here: events.py imports this module for its listeners.
-    from payments.events import CONTRACT
-
-    return CONTRACT.outbox_entry(event)
 
 
 async def create_indexes(db: Database) -> None:
@@ -117,6 +111,7 @@ def _charge_updated(charge: dict[str, Any], **changes: Any) -> ChargeUpdated:
 
 async def start_charge(
     db: Database,
+    outbox: Outbox,
     *,
     order: dict[str, Any],
     token: str,
@@ -150,13 +145,11 @@ async def start_charge(
         "version": 0,
         "created_at": now,
         "attempt_until": now + lease,
-        "outbox": [_outbox(event)],
     }
     try:
-        await db[CHARGES].insert_one(document)
+        return await outbox.insert_one(db[CHARGES], document, event)
     except DuplicateKeyError:
         return None
-    return document
 
 
 async def find_live_charge(db: Database, *, order_id: str) -> dict[str, Any] | None:
@@ -191,35 +184,39 @@ async def release_attempt(db: Database, *, charge: dict[str, Any]) -> None:
 
 
 async def complete_charge(
-    db: Database, *, charge: dict[str, Any], stripe_id: str
+    db: Database, outbox: Outbox, *, charge: dict[str, Any], stripe_id: str
 ) -> dict[str, Any] | None:
     version = charge["version"] + 1
     event = _charge_updated(charge, status="completed", stripe_id=stripe_id, version=version)
-    return await db[CHARGES].find_one_and_update(
+    completed: dict[str, Any] | None = await outbox.find_one_and_update(
+        db[CHARGES],
         {"_id": charge["_id"], "status": "created", "version": charge["version"]},
         {
             "$set": {"status": "completed", "stripe_id": stripe_id, "version": version},
             "$unset": {"attempt_until": ""},
-            "$push": {"outbox": _outbox(event)},
         },
+        event,
         return_document=ReturnDocument.AFTER,
     )
+    return completed
 
 
 async def fail_charge(
-    db: Database, *, charge: dict[str, Any], reason: str
+    db: Database, outbox: Outbox, *, charge: dict[str, Any], reason: str
 ) -> dict[str, Any] | None:
     version = charge["version"] + 1
     event = _charge_updated(charge, status="failed", version=version)
-    return await db[CHARGES].find_one_and_update(
+    failed: dict[str, Any] | None = await outbox.find_one_and_update(
+        db[CHARGES],
         {"_id": charge["_id"], "status": "created", "version": charge["version"]},
         {
             "$set": {"status": "failed", "failure": reason, "version": version},
             "$unset": {"live": "", "attempt_until": ""},
-            "$push": {"outbox": _outbox(event)},
         },
+        event,
         return_document=ReturnDocument.AFTER,
     )
+    return failed
 
 
 async def find_charge(db: Database, *, charge_id: ObjectId) -> dict[str, Any] | None:
@@ -245,20 +242,19 @@ async def charges_owed_a_refund(
 
 
 async def record_refund(
-    db: Database, *, charge: dict[str, Any], refund_id: str
+    db: Database, outbox: Outbox, *, charge: dict[str, Any], refund_id: str
 ) -> dict[str, Any] | None:
     """Store the refund and announce it; None if another replica recorded it first."""
     version = charge["version"] + 1
     event = _charge_updated(charge, stripe_refund_id=refund_id, version=version)
-    return await db[CHARGES].find_one_and_update(
+    recorded: dict[str, Any] | None = await outbox.find_one_and_update(
+        db[CHARGES],
         {"_id": charge["_id"], "version": charge["version"], "stripe_refund_id": None},
-        {
-            "$set": {"stripe_refund_id": refund_id, "version": version},
-            "$unset": {"refund_due": ""},
-            "$push": {"outbox": _outbox(event)},
-        },
+        {"$set": {"stripe_refund_id": refund_id, "version": version}, "$unset": {"refund_due": ""}},
+        event,
         return_document=ReturnDocument.AFTER,
     )
+    return recorded
 
 
 async def unresolved_attempts(db: Database, *, now: datetime) -> list[dict[str, Any]]:

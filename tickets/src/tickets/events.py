@@ -26,8 +26,10 @@ class OrderCreatedListener(Listener[OrderCreated]):
                 # Orders holds at most one active order per ticket, so the previous holder's
                 # OrderCancelled is still on its way.
                 raise RetryLater(f"ticket {event.ticket.id} still held by {ticket['order_id']}")
-            if await repository.reserve_ticket(db, ticket, order_id=event.id) is not None:
-                self.runtime.outbox_written()
+            if (
+                await repository.reserve_ticket(db, self.runtime.outbox, ticket, order_id=event.id)
+                is not None
+            ):
                 return
 
 
@@ -51,8 +53,10 @@ class OrderCancelledListener(Listener[OrderCancelled]):
                 ):
                     return
                 continue  # the order took the ticket meanwhile: release it
-            if await repository.release_ticket(db, ticket, order_id=event.id) is not None:
-                self.runtime.outbox_written()
+            if (
+                await repository.release_ticket(db, self.runtime.outbox, ticket, order_id=event.id)
+                is not None
+            ):
                 return
 
 

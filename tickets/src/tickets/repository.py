@@ -11,10 +11,9 @@ from bson import ObjectId
 from common.errors import BadRequestError, ForbiddenError, NotFoundError
 from common.events import TicketCreated, TicketUpdated
 from common.mongo import Database
+from common.outbox import Outbox
 from common.types import cents_to_price, price_to_cents, utc_now
 from pymongo import ReturnDocument
-
-from tickets import events
 
 TICKETS = "tickets"
 
@@ -25,7 +24,7 @@ async def create_indexes(db: Database) -> None:
 
 
 async def create_ticket(
-    db: Database, *, title: str, price: Decimal, user_id: str
+    db: Database, outbox: Outbox, *, title: str, price: Decimal, user_id: str
 ) -> dict[str, Any]:
     """Insert a ticket at version 0 together with its TicketCreated event."""
     ticket_id = ObjectId()
@@ -39,10 +38,8 @@ async def create_ticket(
         "version": 0,
         "created_at": utc_now(),
         "released_order_ids": [],
-        "outbox": [events.CONTRACT.outbox_entry(event)],
     }
-    await db[TICKETS].insert_one(document)
-    return document
+    return await outbox.insert_one(db[TICKETS], document, event)
 
 
 async def find_ticket(db: Database, *, ticket_id: ObjectId) -> dict[str, Any] | None:
@@ -59,6 +56,7 @@ async def list_available(db: Database) -> list[dict[str, Any]]:
 
 async def save_change(
     db: Database,
+    outbox: Outbox,
     ticket: dict[str, Any],
     changes: dict[str, Any],
     *,
@@ -84,18 +82,20 @@ async def save_change(
     update: dict[str, Any] = {
         **(also or {}),
         "$set": {**changes, "version": version},
-        "$push": {"outbox": events.CONTRACT.outbox_entry(event)},
     }
-    return await db[TICKETS].find_one_and_update(
+    saved: dict[str, Any] | None = await outbox.find_one_and_update(
+        db[TICKETS],
         {**(only_if or {}), "_id": ticket["_id"], "version": ticket["version"]},
         update,
+        event,
         projection={"outbox": 0},
         return_document=ReturnDocument.AFTER,
     )
+    return saved
 
 
 async def edit_ticket(
-    db: Database, *, ticket_id: ObjectId, user_id: str, title: str, price: Decimal
+    db: Database, outbox: Outbox, *, ticket_id: ObjectId, user_id: str, title: str, price: Decimal
 ) -> dict[str, Any]:
     """The owner's edit of an unreserved ticket; checked again on every retry after a conflict,
     so a reservation that lands in between is never overwritten."""
@@ -108,28 +108,32 @@ async def edit_ticket(
         if ticket["order_id"] is not None:
             raise BadRequestError("Cannot edit a reserved ticket")
         changes = {"title": title, "price_cents": price_to_cents(price)}
-        updated = await save_change(db, ticket, changes)
+        updated = await save_change(db, outbox, ticket, changes)
         if updated is not None:
             return updated
 
 
 async def reserve_ticket(
-    db: Database, ticket: dict[str, Any], *, order_id: str
+    db: Database, outbox: Outbox, ticket: dict[str, Any], *, order_id: str
 ) -> dict[str, Any] | None:
     """Set the order holding the ticket, unless that order was meanwhile noted as released;
     None when the write did not happen (the caller re-reads and decides again)."""
     return await save_change(
-        db, ticket, {"order_id": order_id}, only_if={"released_order_ids": {"$ne": order_id}}
+        db,
+        outbox,
+        ticket,
+        {"order_id": order_id},
+        only_if={"released_order_ids": {"$ne": order_id}},
     )
 
 
 async def release_ticket(
-    db: Database, ticket: dict[str, Any], *, order_id: str
+    db: Database, outbox: Outbox, ticket: dict[str, Any], *, order_id: str
 ) -> dict[str, Any] | None:
     """Clear the order holding the ticket and note it as released, so a late copy of its
     OrderCreated cannot lock the ticket again; None when the ticket changed in between."""
     return await save_change(
-        db, ticket, {"order_id": None}, also={"$addToSet": {"released_order_ids": order_id}}
+        db, outbox, ticket, {"order_id": None}, also={"$addToSet": {"released_order_ids": order_id}}
     )
 
 

@@ -16,8 +16,9 @@ router = APIRouter(prefix="/api/tickets", tags=["tickets"])
 async def create_ticket(
     body: TicketBody, user: RequiredUser, db: DatabaseDep, runtime: RuntimeDep
 ) -> TicketOut:
-    ticket = await repository.create_ticket(db, title=body.title, price=body.price, user_id=user.id)
-    runtime.outbox_written()
+    ticket = await repository.create_ticket(
+        db, runtime.outbox, title=body.title, price=body.price, user_id=user.id
+    )
     return TicketOut.from_document(ticket)
 
 
@@ -43,10 +44,10 @@ async def edit_ticket(
 ) -> TicketOut:
     ticket = await repository.edit_ticket(
         db,
+        runtime.outbox,
         ticket_id=parse_object_id(ticket_id, missing_is_404=True),
         user_id=user.id,
         title=body.title,
         price=body.price,
     )
-    runtime.outbox_written()
     return TicketOut.from_document(ticket)
