@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from common.openapi import document_errors
+
 log = logging.getLogger("common.errors")
 
 
@@ -147,7 +149,9 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Render every error (ours, validation, bad JSON, unknown routes) in the common format."""
+    """Render every error (ours, validation, bad JSON, unknown routes) in the common format, and
+    say so in the app's OpenAPI document."""
+    document_errors(app)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
