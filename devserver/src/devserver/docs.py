@@ -7,6 +7,7 @@ is missing, or is left over from a service that no longer has an API.
 """
 
 import argparse
+import functools
 import importlib
 import json
 import sys
@@ -67,12 +68,19 @@ def openapi_documents() -> dict[str, dict[str, Any]]:
     return documents
 
 
+@functools.cache
+def _openapi_files() -> tuple[tuple[str, str], ...]:
+    # Building every app is the slow part of rendering, and the code does not change while a
+    # process runs: once per process.
+    return tuple(
+        (f"{OPENAPI_DIR}/{name}.json", json.dumps(document, indent=2, sort_keys=True) + "\n")
+        for name, document in openapi_documents().items()
+    )
+
+
 def render_all() -> dict[str, str]:
     """Every generated file under docs/, by path relative to docs/, as it should be committed."""
-    files = render()
-    for name, document in openapi_documents().items():
-        files[f"{OPENAPI_DIR}/{name}.json"] = json.dumps(document, indent=2, sort_keys=True) + "\n"
-    return files
+    return {**render(), **dict(_openapi_files())}
 
 
 def _left_over(docs_dir: Path, files: dict[str, str]) -> list[str]:
