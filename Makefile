@@ -8,11 +8,12 @@ UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 # the libraries (tests/test_service_registry.py checks it). `make lint` type-checks them all.
 SERVICES := common auth tickets orders expiration payments client devserver
 
-.PHONY: help install up test test-services test-system docs docs-check lint k8s-check k8s-secrets screenshots bench
+.PHONY: help install up test test-services test-system test-stress docs docs-check lint k8s-check k8s-secrets screenshots bench
 
 help:
 	@echo "make up     - run the whole system on this machine (https://127.0.0.1:8443)"
 	@echo "make test   - install everything and run every suite"
+	@echo "make test-stress - every service's suite 10 times, random order, cores kept busy"
 	@echo "make docs   - regenerate docs/ (event catalog, OpenAPI)"
 	@echo "make lint   - ruff and mypy"
 	@echo "make k8s-check / k8s-secrets / screenshots / bench"
@@ -35,12 +36,17 @@ test: install
 test-services:
 	@set -e; for pkg in $(SERVICES); do \
 		echo "=== $$pkg ==="; \
-		$(UV) run --no-sync --package $$pkg pytest $$pkg/tests -q -p no:randomly; \
+		$(UV) run --no-sync --package $$pkg pytest $$pkg/tests -q -p no:randomly --durations=10; \
 	done
 
 # Cross-cutting suites: generated docs, Kubernetes offline checks, then the end-to-end runs.
 test-system:
-	$(UV) run --no-sync pytest tests e2e -q
+	$(UV) run --no-sync pytest tests e2e -q -p no:randomly --durations=10
+
+# Every service's suite 10 times, each round in a new random order (seed printed), while
+# scripts/burn_cpu.py keeps every core busy; fails if any run fails.
+test-stress: install
+	$(UV) run --no-sync python scripts/stress_tests.py --uv $(UV) --rounds 10 $(SERVICES)
 
 docs: install
 	$(UV) run --no-sync python -m devserver.docs write
