@@ -6,13 +6,14 @@ reserve -> pay -> completed; reserve -> let it expire -> cancelled -> the ticket
 so a step that depends on another service's news is retried until it holds, as a client would.
 """
 
-import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 from devserver.harness import RunningSystem
+from gittix_testing import wait_until
 
 # Short enough to wait out in a test, long enough to pay in time on a loaded 2-core machine.
 EXPIRATION_SECONDS = 6
@@ -27,13 +28,17 @@ async def until(
     *,
     timeout: float = EVENTUAL,
 ) -> httpx.Response:
-    """Repeat a request until its answer satisfies `holds`; the last answer either way."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        response = await attempt()
-        if holds(response) or asyncio.get_running_loop().time() > deadline:
-            return response
-        await asyncio.sleep(0.1)
+    """Repeat a request until its answer satisfies `holds`; the last answer either way (the
+    caller's assert then shows what the service kept answering)."""
+    last: list[httpx.Response] = []
+
+    async def held() -> bool:
+        last[:] = [await attempt()]
+        return holds(last[0])
+
+    with contextlib.suppress(AssertionError):
+        await wait_until(held, timeout=timeout, interval=0.1, message="the answer never held")
+    return last[0]
 
 
 async def sign_up(http: httpx.AsyncClient) -> str:

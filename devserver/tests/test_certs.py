@@ -75,14 +75,16 @@ def test_a_tls_client_trusting_the_ca_accepts_the_server(tmp_path: Path) -> None
             with server_context.wrap_socket(connection, server_side=True) as tls:
                 tls.sendall(b"ok")
 
-        thread = threading.Thread(target=accept)
+        listener.settimeout(10)
+        thread = threading.Thread(target=accept, daemon=True)
         thread.start()
         with (
             socket.create_connection(("127.0.0.1", port)) as raw,
             client_context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
         ):
             assert tls.recv(2) == b"ok"
-        thread.join()
+        thread.join(timeout=10)
+        assert not thread.is_alive()
 
 
 def test_certificate_is_reused_while_it_covers_the_hosts(tmp_path: Path) -> None:

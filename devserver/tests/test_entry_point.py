@@ -24,6 +24,7 @@ from devserver.entry_point import (
     write_config,
 )
 from devserver.routing import ROUTES
+from gittix_testing import wait_until
 from gittix_testing.processes import ManagedProcess, free_port
 
 BIG = b"x" * (3 << 20)
@@ -344,12 +345,11 @@ async def test_each_request_is_logged_with_its_path_and_status(
 ) -> None:
     await proxy.get("/api/users/logged?x=1")
     await proxy.get("/api/orders/1")
-    deadline = asyncio.get_running_loop().time() + 10
-    lines: list[str] = []
-    while asyncio.get_running_loop().time() < deadline:
+
+    def logged() -> list[str]:
         lines = [line for line in entry.log.read_text().splitlines() if "handled request" in line]
-        if len(lines) >= 2:
-            break
-        await asyncio.sleep(0.05)
+        return lines if len(lines) >= 2 else []
+
+    lines = await wait_until(logged, timeout=10, message="two requests in the access log")
     assert '"uri": "/api/users/logged?x=1"' in lines[0] and '"status": 200' in lines[0]
     assert '"uri": "/api/orders/1"' in lines[1] and '"status": 502' in lines[1]

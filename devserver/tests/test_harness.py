@@ -122,7 +122,8 @@ async def test_a_service_restarted_from_a_short_lived_thread_outlives_it(
     # What `await asyncio.to_thread(system.restart, "auth")` does; the thread then ends.
     worker = threading.Thread(target=system.restart, args=("auth",))
     worker.start()
-    worker.join()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "restarting auth took more than 60s"
     process = system.system.children["auth"].process
     assert process is not None
     with pytest.raises(subprocess.TimeoutExpired):

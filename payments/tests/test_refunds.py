@@ -10,7 +10,7 @@ import stripe
 from aiohttp import ClientSession, web
 from common.events import ChargeCreated, ChargeUpdated, OrderCancelled, OrderUpdated, TicketRef
 from fastapi import FastAPI
-from gittix_testing import TestBus, free_port, http_client, running
+from gittix_testing import TestBus, free_port, http_client, running, wait_until
 from payment_events import BUYER_EMAIL, BUYER_ID, order_created, publish_and_settle
 
 
@@ -106,7 +106,8 @@ async def test_buyer_pays_in_the_instant_the_order_expires_and_is_refunded(
             paying = asyncio.create_task(
                 client.post("/api/payments", json={"orderId": created.id, "token": "pm_card_visa"})
             )
-            await held.arrived.wait()  # the card is being charged at Stripe ...
+            # The card is being charged at Stripe ...
+            await wait_until(held.arrived.wait, timeout=10, message="no charge reached Stripe")
             await publish_and_settle(bus, *expired_while_paying(created))  # ... as it expires
             held.release.set()
             response = await paying

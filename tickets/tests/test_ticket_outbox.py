@@ -196,7 +196,8 @@ async def test_edits_racing_a_reservation_lose_no_change(
 
     edits = [asyncio.create_task(edit(price)) for price in range(21, 41)]
     # The reservation lands while the edits are in flight.
-    await asyncio.wait(edits, return_when=asyncio.FIRST_COMPLETED)
+    answered, _ = await asyncio.wait(edits, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    assert answered, "no edit was answered within 10s"
     await bus.publish(order)
     responses = await asyncio.gather(*edits)
     await bus.wait_for(TicketUpdated, id=ticket_id, order_id=order.id)
