@@ -74,6 +74,10 @@ class Publisher:
         return not ack.duplicate
 
 
+# How long one fetch waits for messages; its pull request stays open on the server as long.
+FETCH_SECONDS = 1.0
+
+
 class RetryLater(Exception):
     """Raised by a handler when the event cannot be applied yet (e.g. its version is ahead)."""
 
@@ -184,11 +188,14 @@ class ListenerRunner:
             self._tasks.append(asyncio.create_task(self._run(listener, subscription)))
 
     async def _run(self, listener: Listener[Any], subscription: Any) -> None:
+        loop = asyncio.get_running_loop()
+        fetched_at = loop.time()
         while not self._stopping.is_set():
             try:
                 # Not cut short on stop: messages fetched by a cancelled fetch would sit
                 # unacknowledged until ack_wait; this way they are handled or given back now.
-                messages = await subscription.fetch(self.batch, timeout=1)
+                fetched_at = loop.time()
+                messages = await subscription.fetch(self.batch, timeout=FETCH_SECONDS)
             except TimeoutError:
                 # An empty fetch: nats-py raises its own TimeoutError (a subclass) or the
                 # builtin one from the underlying wait, depending on where the wait ran out.
@@ -206,7 +213,7 @@ class ListenerRunner:
             for index, message in enumerate(messages):
                 if self._stopping.is_set():
                     await _give_back(messages[index:])
-                    return
+                    break
                 try:
                     await listener.process(message)
                 except asyncio.CancelledError:
@@ -214,6 +221,7 @@ class ListenerRunner:
                     # behind it) is redelivered; handlers are idempotent and version-checked.
                     await _give_back(messages[index:])
                     raise
+        await _give_back_late(subscription, until=fetched_at + FETCH_SECONDS)
 
     def stop_fetching(self) -> None:
         """Fetch nothing more; the messages in hand are still handled (see stop)."""
@@ -232,6 +240,29 @@ class ListenerRunner:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+async def _give_back_late(subscription: Any, *, until: float) -> None:
+    """Give back what the server still sends for the last pull request, until it expires.
+
+    A fetch returns once it has some messages, but its pull request stays open on the server
+    until its expiry and may bring more into the subscription's queue; unhandled, they would
+    wait for ack_wait before anyone else got them.
+    """
+    wait = until - asyncio.get_running_loop().time()
+    if wait > 0:
+        await asyncio.sleep(wait)
+    arrived = subscription.pending_msgs
+    if not arrived:
+        return
+    try:
+        # One more than queued: the fetch takes the queue first and asks the server without
+        # waiting for at most one more, so no new pull request is left open behind it.
+        late = await subscription.fetch(arrived + 1, timeout=0.5)
+    except Exception:
+        log.warning("could not give back %d message(s); redelivered after ack_wait", arrived)
+        return
+    await _give_back(late)
 
 
 async def _give_back(messages: list[Msg]) -> None:
