@@ -8,6 +8,7 @@ from common.errors import BadRequestError
 from common.events import UserCreated, UserUpdated
 from common.mongo import Database
 from common.outbox import Outbox
+from common.snapshot import Snapshot, email_digest
 from common.types import utc_now
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -99,3 +100,18 @@ async def record_failed_signin(
 
 async def clear_failed_signins(db: Database, *, email: str) -> None:
     await db[THROTTLE].delete_one({"_id": _email_key(email)})
+
+
+async def snapshot(db: Database) -> Snapshot:
+    """What `make verify` compares: each user's version and email digest (payments' replica)."""
+    users = []
+    async for user in db[USERS].find({}, {"email": 1, "version": 1, "outbox.id": 1}):
+        users.append(
+            {
+                "_id": str(user["_id"]),
+                "email_sha256": email_digest(user["email"]),
+                "version": user["version"],
+                "outbox_pending": len(user.get("outbox") or []),
+            }
+        )
+    return {USERS: users}

@@ -28,6 +28,7 @@ from common.shutdown import (
     watch_signals,
     within,
 )
+from common.snapshot import SnapshotReader, snapshot_router
 
 log = logging.getLogger("common.service")
 
@@ -63,6 +64,7 @@ def create_service_app(
     setup: Setup | None = None,
     background: Sequence[Background] = (),
     larger_bodies: Mapping[str, int] | None = None,
+    snapshot: SnapshotReader | None = None,
 ) -> FastAPI:
     """A FastAPI app for one service.
 
@@ -70,6 +72,8 @@ def create_service_app(
     `create_indexes(db)` and then `setup(runtime)` run once the database is there;
     `background` tasks run until shutdown. Request bodies are limited to MAX_BODY_BYTES except
     on the exact paths `larger_bodies` gives their own limit.
+    `snapshot` is served read-only on the service's own port for `make verify`
+    (common.snapshot).
     """
 
     clock = ShutdownClock(
@@ -162,6 +166,8 @@ def create_service_app(
     app.include_router(health_router({"mongo": mongo_ready, "nats": nats_ready}))
     for router in routers:
         app.include_router(router)
+    if snapshot is not None:
+        app.include_router(snapshot_router(snapshot))
     return app
 
 

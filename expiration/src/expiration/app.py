@@ -21,5 +21,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         outbox_collections=[repository.EXPIRATIONS],
         database=database,
         create_indexes=repository.create_indexes,
+        snapshot=repository.snapshot,
         background=[run_scheduler],
     )

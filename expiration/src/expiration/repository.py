@@ -13,6 +13,7 @@ from typing import Any
 from common.events import Event
 from common.mongo import Database
 from common.outbox import Outbox
+from common.snapshot import Snapshot, read_collection
 from common.types import ceil_to_millisecond, utc_now
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
@@ -95,3 +96,9 @@ async def next_due_at(db: Database) -> datetime | None:
 
 async def find(db: Database, *, order_id: str) -> dict[str, Any] | None:
     return await db[EXPIRATIONS].find_one({"_id": order_id})
+
+
+async def snapshot(db: Database) -> Snapshot:
+    """What `make verify` compares: each order's timer and its state."""
+    fields = ("state", "due_at", "dropped_because")
+    return {EXPIRATIONS: await read_collection(db, EXPIRATIONS, fields, count_outbox=True)}

@@ -29,6 +29,7 @@ from common.events import (
 from common.mongo import Database
 from common.outbox import Outbox
 from common.rate_limit import create_rate_limit_indexes
+from common.snapshot import Snapshot, read_collection
 from common.types import cents_to_price, price_to_cents, utc_now
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -276,3 +277,13 @@ async def advance(
             return Change.UNCHANGED
         if await set_status(db, outbox, order, to) is not None:
             return Change.CHANGED
+
+
+async def snapshot(db: Database) -> Snapshot:
+    """What `make verify` compares: the orders (the source) and the tickets replica."""
+    order_fields = ("user_id", "status", "active", "ticket_id", "ticket", "expires_at", "version")
+    replica_fields = ("title", "price_cents", "user_id", "order_id", "version")
+    return {
+        ORDERS: await read_collection(db, ORDERS, order_fields, count_outbox=True),
+        TICKETS: await read_collection(db, TICKETS, replica_fields),
+    }

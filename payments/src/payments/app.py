@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         outbox_collections=[repository.CHARGES],
         database=database,
         create_indexes=repository.create_indexes,
+        snapshot=repository.snapshot,
         setup=setup,
         background=[run_sweeper],
     )

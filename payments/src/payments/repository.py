@@ -15,6 +15,7 @@ from common.events import ChargeCreated, ChargeUpdated, OrderCreated
 from common.messaging import RetryLater
 from common.mongo import Database
 from common.outbox import Outbox
+from common.snapshot import Snapshot, email_digest, read_collection
 from common.types import price_to_cents, utc_now
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -261,3 +262,33 @@ async def unresolved_attempts(db: Database, *, now: datetime) -> list[dict[str, 
     """Charges still `created` whose attempt's lease ran out (the request failed or crashed)."""
     cursor = db[CHARGES].find({"status": "created", "attempt_until": {"$lte": now}}, {"outbox": 0})
     return [charge async for charge in cursor]
+
+
+async def snapshot(db: Database) -> Snapshot:
+    """What `make verify` compares: the charges (the source; never the card token) and the
+    orders and users replicas (users by email digest)."""
+    charge_fields = (
+        "order_id",
+        "status",
+        "live",
+        "amount",
+        "stripe_id",
+        "stripe_refund_id",
+        "refund_due",
+        "version",
+    )
+    users = [
+        {
+            "_id": user["_id"],
+            "email_sha256": email_digest(user["email"]),
+            "version": user["version"],
+        }
+        async for user in db[USERS].find({}, {"email": 1, "version": 1})
+    ]
+    return {
+        CHARGES: await read_collection(db, CHARGES, charge_fields, count_outbox=True),
+        ORDERS: await read_collection(
+            db, ORDERS, ("version", "status", "user_id", "ticket_id", "amount")
+        ),
+        USERS: users,
+    }

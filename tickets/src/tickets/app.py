@@ -18,4 +18,5 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         outbox_collections=[repository.TICKETS],
         database=database,
         create_indexes=repository.create_indexes,
+        snapshot=repository.snapshot,
     )

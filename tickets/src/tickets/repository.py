@@ -12,6 +12,7 @@ from common.errors import BadRequestError, ForbiddenError, NotFoundError
 from common.events import TicketCreated, TicketUpdated
 from common.mongo import Database
 from common.outbox import Outbox
+from common.snapshot import Snapshot, read_collection
 from common.types import cents_to_price, price_to_cents, utc_now
 from pymongo import ReturnDocument
 
@@ -148,3 +149,9 @@ async def remember_released_order(db: Database, *, ticket_id: ObjectId, order_id
         {"$addToSet": {"released_order_ids": order_id}},
     )
     return bool(result.matched_count)
+
+
+async def snapshot(db: Database) -> Snapshot:
+    """What `make verify` compares: every ticket, the order holding it, its version."""
+    fields = ("title", "price_cents", "user_id", "order_id", "version")
+    return {TICKETS: await read_collection(db, TICKETS, fields, count_outbox=True)}
