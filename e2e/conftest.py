@@ -56,3 +56,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
             report.sections.append(
                 (f"{path.stem} log (last {LOG_TAIL_LINES} lines)", "\n".join(tail))
             )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep test_make_up's tests in file order, whatever order pytest-randomly gives the rest:
+    they share one `make up` run, which the SIGTERM test ends."""
+    positions = [index for index, item in enumerate(items) if item.path.name == "test_make_up.py"]
+    in_file_order = sorted((items[index] for index in positions), key=lambda item: item.location[1])
+    for index, item in zip(positions, in_file_order, strict=True):
+        items[index] = item
