@@ -16,7 +16,8 @@ from client.settings import Settings
 from playwright.sync_api import Browser, Page, Route, expect
 
 ORIGIN = "https://client.test"
-USER = {"id": "64a000000000000000000001", "email": "sam@example.com", "iat": 1, "exp": 2}
+EMAIL = "sam@example.com"
+USER = {"id": "64a000000000000000000001", "email": EMAIL, "iat": 1, "exp": 2}
 
 
 class Site:
@@ -162,7 +163,7 @@ def test_a_signed_in_person_sent_to_sign_in_with_a_foreign_next_stays_here(
 
     page.wait_for_url(lambda url: urlsplit(url).path != "/signin")
     assert urlsplit(page.url).netloc == "client.test"
-    expect(page.locator("[data-user-email]")).to_have_text(USER["email"])
+    expect(page.locator("[data-user-email]")).to_have_text(EMAIL)
     assert site.elsewhere == []
 
 
@@ -178,7 +179,7 @@ def test_opening_the_sign_out_page_only_asks(page: Page, site: Site) -> None:
 
     button = page.get_by_role("button", name="Sign out")
     expect(button).to_be_enabled()
-    expect(page.locator("[data-user-email]")).to_have_text(USER["email"])
+    expect(page.locator("[data-user-email]")).to_have_text(EMAIL)
     assert site.signouts == []
     assert page.url == f"{ORIGIN}/signout"
 
