@@ -8,7 +8,7 @@ from common.events import ALL_EVENTS, Envelope, TicketCreated, TicketUpdated
 from common.messaging import Listener
 
 
-class TicketCreatedListener(Listener[TicketCreated]):
+class TicketCreatedListener(Listener[TicketCreated, None]):
     event = TicketCreated
 
     async def handle(self, event: TicketCreated, envelope: Envelope) -> None:

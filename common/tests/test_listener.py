@@ -17,7 +17,7 @@ def ticket(version: int = 0, ticket_id: str = "t1") -> TicketCreated:
     )
 
 
-class RecordingListener(Listener[TicketCreated]):
+class RecordingListener(Listener[TicketCreated, None]):
     event = TicketCreated
     max_deliver = 4
     base_delay_seconds = 0.05
@@ -41,7 +41,7 @@ class RecordingListener(Listener[TicketCreated]):
 
 
 async def run_listener(
-    bus: TestBus, listener: Listener[Any], service: str = "svc"
+    bus: TestBus, listener: Listener[Any, Any], service: str = "svc"
 ) -> ListenerRunner:
     runner = ListenerRunner(bus.js, service, [listener])
     await runner.start()

@@ -7,12 +7,14 @@ from fastapi import FastAPI
 from auth import repository
 from auth.events import CONTRACT
 from auth.routes import router
+from auth.runtime import AuthRuntime
 from auth.settings import Settings
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     return create_service_app(
         contract=CONTRACT,
+        runtime_type=AuthRuntime,
         settings=settings or Settings(),  # type: ignore[call-arg]
         routers=[router],
         outbox_collections=[repository.USERS],

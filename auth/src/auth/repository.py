@@ -90,6 +90,7 @@ async def record_failed_signin(
         upsert=True,
         return_document=ReturnDocument.AFTER,
     )
+    assert entry is not None  # an upsert returning the document after it always has one
     excess = entry["failures"] - free_attempts
     if excess >= 0:
         wait = min(2**excess, max_lockout_seconds)

@@ -7,7 +7,6 @@ from typing import Annotated
 from common.auth import SESSION_COOKIE, CurrentUser, RequiredUser, sign_session
 from common.errors import BadRequestError, NotAuthorizedError, TooManyRequestsError
 from common.mongo import DatabaseDep, parse_object_id
-from common.service import RuntimeDep
 from common.types import utc_now
 from fastapi import APIRouter, Depends, Request, Response, status
 
@@ -21,6 +20,7 @@ from auth.models import (
     UserOut,
 )
 from auth.passwords import hash_password, verify_password
+from auth.runtime import RuntimeDep
 from auth.settings import Settings
 
 router = APIRouter(prefix="/api/users", tags=["users"])

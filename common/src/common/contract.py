@@ -14,7 +14,7 @@ class ServiceContract:
 
     name: str
     publishes: tuple[type[Event], ...] = ()
-    listeners: tuple[type[Listener[Any]], ...] = ()
+    listeners: tuple[type[Listener[Any, Any]], ...] = ()
     description: str = ""
     _consumes: tuple[type[Event], ...] = field(init=False, default=())
 

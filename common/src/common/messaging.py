@@ -83,10 +83,15 @@ class RetryLater(Exception):
 
 
 E = TypeVar("E", bound=Event)
+# The runtime a service's listeners get (not imported here: common.service imports this module).
+RuntimeT = TypeVar("RuntimeT")
 
 
-class Listener(ABC, Generic[E]):
+class Listener(ABC, Generic[E, RuntimeT]):
     """Handles one event type for one service through a durable pull consumer.
+
+    `RuntimeT` is the service's runtime (a common.service.ServiceRuntime subclass), so a
+    handler's `self.runtime.settings` and other fields are typed.
 
     The handler acks by returning; raises RetryLater for "not yet" (nak with delay); any other
     exception is retried with back-off. After `max_deliver` deliveries the message is
@@ -99,8 +104,7 @@ class Listener(ABC, Generic[E]):
     base_delay_seconds: ClassVar[float] = 0.2
     max_delay_seconds: ClassVar[float] = 5.0
 
-    def __init__(self, runtime: Any) -> None:
-        # The service's ServiceRuntime: its database, publisher and settings.
+    def __init__(self, runtime: RuntimeT) -> None:
         self.runtime = runtime
 
     @abstractmethod
@@ -163,7 +167,7 @@ class ListenerRunner:
 
     js: JetStreamContext
     service: str
-    listeners: list[Listener[Any]]
+    listeners: list[Listener[Any, Any]]
     batch: int = 10
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -187,7 +191,7 @@ class ListenerRunner:
             )
             self._tasks.append(asyncio.create_task(self._run(listener, subscription)))
 
-    async def _run(self, listener: Listener[Any], subscription: Any) -> None:
+    async def _run(self, listener: Listener[Any, Any], subscription: Any) -> None:
         loop = asyncio.get_running_loop()
         fetched_at = loop.time()
         while not self._stopping.is_set():

@@ -7,14 +7,20 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from fastapi import Depends, Request
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
 from common.errors import BadRequestError, NotFoundError
 from common.settings import ServiceSettings
 
 log = logging.getLogger("common.mongo")
 
-# AsyncDatabase from PyMongo, or mongomock-motor's stand-in in tests and the embedded store.
-Database = Any
+# A stored document as PyMongo returns it; repositories give their own documents TypedDicts.
+Document = dict[str, Any]
+# PyMongo's async API. Tests and the embedded store pass mongomock-motor's stand-in, which has
+# the same methods without being the same class (it is untyped, so it type-checks as these).
+Database = AsyncDatabase[Document]
+Collection = AsyncCollection[Document]
 
 
 class DatabaseHandle:

@@ -11,8 +11,11 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pymongo.results import UpdateResult
+
 from common.events import Envelope, Event
 from common.messaging import Publisher
+from common.mongo import Collection, Document
 
 log = logging.getLogger("common.outbox")
 
@@ -28,7 +31,7 @@ class OutboxRelay:
     """Publishes pending outbox entries of the given collections, oldest first per document."""
 
     def __init__(
-        self, collections: list[Any], publisher: Publisher, *, poll_seconds: float = 1.0
+        self, collections: list[Collection], publisher: Publisher, *, poll_seconds: float = 1.0
     ) -> None:
         self._collections = collections
         self._publisher = publisher
@@ -130,7 +133,7 @@ class Outbox:
             self._relay.notify()
 
     async def insert_one(
-        self, collection: Any, document: Mapping[str, Any], *events: Event
+        self, collection: Collection, document: Mapping[str, Any], *events: Event
     ) -> dict[str, Any]:
         """Insert `document` with `events` pending; returns the stored document."""
         if OUTBOX_FIELD in document:
@@ -149,12 +152,12 @@ class Outbox:
 
     async def update_one(
         self,
-        collection: Any,
+        collection: Collection,
         filter: Mapping[str, Any],
         update: Mapping[str, Any],
         *events: Event,
         **options: Any,
-    ) -> Any:
+    ) -> UpdateResult:
         """update_one with `events` pending in the same write; returns pymongo's UpdateResult."""
         result = await collection.update_one(filter, self._with_entries(update, events), **options)
         if result.modified_count or result.upserted_id is not None:
@@ -163,12 +166,12 @@ class Outbox:
 
     async def find_one_and_update(
         self,
-        collection: Any,
+        collection: Collection,
         filter: Mapping[str, Any],
         update: Mapping[str, Any],
         *events: Event,
         **options: Any,
-    ) -> Any:
+    ) -> Document | None:
         """find_one_and_update with `events` pending in the same write; None when nothing matched
         (and nothing was upserted), as pymongo answers."""
         found = await collection.find_one_and_update(

@@ -4,10 +4,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
@@ -33,42 +33,50 @@ from common.snapshot import SnapshotReader, snapshot_router
 log = logging.getLogger("common.service")
 
 
-@dataclass
-class ServiceRuntime:
-    """What a running service holds: its settings, database and bus connections."""
+S = TypeVar("S", bound=ServiceSettings)
 
-    settings: Any
+
+@dataclass
+class ServiceRuntime(Generic[S]):
+    """What a running service holds: its settings, database, outbox and bus connections.
+
+    Each service subclasses it with its own Settings (`class OrdersRuntime(ServiceRuntime[
+    Settings])`) and with typed fields for whatever else it holds (payments' Stripe gateway).
+    """
+
+    settings: S
     contract: ServiceContract
     db: Database
+    # Every write that announces events goes through it; it wakes the relay by itself.
+    outbox: Outbox
     nc: NatsClient | None = None
     js: JetStreamContext | None = None
     publisher: Publisher | None = None
     relay: OutboxRelay | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-    # Every write that announces events goes through it; it wakes the relay by itself.
-    outbox: Outbox = field(default_factory=Outbox)
 
 
-Setup = Callable[[ServiceRuntime], Awaitable[None]]
-Background = Callable[[ServiceRuntime], Coroutine[Any, Any, None]]
+R = TypeVar("R", bound=ServiceRuntime[Any])
 
 
 def create_service_app(
     *,
     contract: ServiceContract,
     settings: ServiceSettings,
+    runtime_type: type[R],
     routers: Sequence[APIRouter],
     outbox_collections: Sequence[str] = (),
     database: Database | None = None,
     create_indexes: Callable[[Database], Awaitable[None]] | None = None,
-    setup: Setup | None = None,
-    background: Sequence[Background] = (),
+    setup: Callable[[R], Awaitable[None]] | None = None,
+    background: Sequence[Callable[[R], Coroutine[Any, Any, None]]] = (),
     larger_bodies: Mapping[str, int] | None = None,
     snapshot: SnapshotReader | None = None,
 ) -> FastAPI:
     """A FastAPI app for one service.
 
-    `database` injects a database (tests pass mongomock's); otherwise MONGO_URL decides.
+    `runtime_type` is the service's ServiceRuntime subclass: what listeners, `setup` and
+    `background` get. `database` injects a database (tests pass mongomock's); otherwise
+    MONGO_URL decides.
     `create_indexes(db)` and then `setup(runtime)` run once the database is there;
     `background` tasks run until shutdown. Request bodies are limited to MAX_BODY_BYTES except
     on the exact paths `larger_bodies` gives their own limit.
@@ -87,7 +95,7 @@ def create_service_app(
         handle = (
             DatabaseHandle(database) if database is not None else DatabaseHandle.connect(settings)
         )
-        runtime = ServiceRuntime(
+        runtime = runtime_type(
             settings=settings,
             contract=contract,
             db=handle.database,
@@ -149,7 +157,7 @@ def create_service_app(
         return handle is not None and await handle.ping()
 
     async def nats_ready(request: Request) -> bool:
-        runtime: ServiceRuntime | None = getattr(request.app.state, "runtime", None)
+        runtime: ServiceRuntime[Any] | None = getattr(request.app.state, "runtime", None)
         return runtime is not None and runtime.nc is not None and runtime.nc.is_connected
 
     app = FastAPI(title=f"GitTix {contract.name}", lifespan=lifespan)
@@ -171,8 +179,8 @@ def create_service_app(
     return app
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime
-
-
-RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
+def get_runtime(request: Request) -> ServiceRuntime[Any]:
+    """The running service's runtime; a service declares its typed dependency with it:
+    `RuntimeDep = Annotated[OrdersRuntime, Depends(get_runtime)]`."""
+    runtime: ServiceRuntime[Any] = request.app.state.runtime
+    return runtime

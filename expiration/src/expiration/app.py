@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from expiration import repository
 from expiration.events import CONTRACT
+from expiration.runtime import ExpirationRuntime
 from expiration.scheduler import run_scheduler
 from expiration.settings import Settings
 
@@ -16,6 +17,7 @@ from expiration.settings import Settings
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     return create_service_app(
         contract=CONTRACT,
+        runtime_type=ExpirationRuntime,
         settings=settings or Settings(),  # type: ignore[call-arg]
         routers=[],
         outbox_collections=[repository.EXPIRATIONS],

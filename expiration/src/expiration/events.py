@@ -1,23 +1,14 @@
 """What expiration consumes (the order lifecycle) and publishes (OrderExpired)."""
 
-from typing import Any
-
 from common.contract import ServiceContract
 from common.events import Envelope, OrderCancelled, OrderCreated, OrderExpired, OrderUpdated
 from common.messaging import Listener
 
 from expiration import repository
-
-SCHEDULER_WAKE = "scheduler_wake"
-
-
-def _wake_scheduler(runtime: Any) -> None:
-    wake = runtime.extras.get(SCHEDULER_WAKE)
-    if wake is not None:
-        wake.set()
+from expiration.runtime import ExpirationRuntime
 
 
-class OrderCreatedListener(Listener[OrderCreated]):
+class OrderCreatedListener(Listener[OrderCreated, ExpirationRuntime]):
     """Arrange OrderExpired at the order's expiresAt."""
 
     event = OrderCreated
@@ -27,10 +18,10 @@ class OrderCreatedListener(Listener[OrderCreated]):
             return
         if await repository.schedule(self.runtime.db, order_id=event.id, due_at=event.expires_at):
             # The new timer may be due before the one the scheduler is sleeping towards.
-            _wake_scheduler(self.runtime)
+            self.runtime.scheduler_wake.set()
 
 
-class OrderCancelledListener(Listener[OrderCancelled]):
+class OrderCancelledListener(Listener[OrderCancelled, ExpirationRuntime]):
     """A cancelled order needs no expiry."""
 
     event = OrderCancelled
@@ -39,7 +30,7 @@ class OrderCancelledListener(Listener[OrderCancelled]):
         await repository.drop(self.runtime.db, order_id=event.id, reason="cancelled")
 
 
-class OrderUpdatedListener(Listener[OrderUpdated]):
+class OrderUpdatedListener(Listener[OrderUpdated, ExpirationRuntime]):
     """A completed order never expires; other status changes leave the timer as it is."""
 
     event = OrderUpdated

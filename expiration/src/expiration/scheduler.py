@@ -4,16 +4,15 @@ import asyncio
 import logging
 
 from common.events import OrderExpired
-from common.service import ServiceRuntime
 from common.types import utc_now
 
 from expiration import repository
-from expiration.events import SCHEDULER_WAKE
+from expiration.runtime import ExpirationRuntime
 
 log = logging.getLogger("expiration.scheduler")
 
 
-async def fire_due_expirations(runtime: ServiceRuntime) -> int:
+async def fire_due_expirations(runtime: ExpirationRuntime) -> int:
     """Claim and fire every timer due now; returns how many this replica fired."""
     fired = 0
     while True:
@@ -29,14 +28,13 @@ async def fire_due_expirations(runtime: ServiceRuntime) -> int:
         log.info("order %s expired (due %s)", claimed["_id"], claimed["due_at"].isoformat())
 
 
-async def run_scheduler(runtime: ServiceRuntime) -> None:
+async def run_scheduler(runtime: ExpirationRuntime) -> None:
     """Background task: fire due timers, then sleep until the next is due or a timer is added.
 
     Sleeps are capped at EXPIRATION_POLL_SECONDS so timers written by another replica (whose
     wake-up this replica never hears) are still fired on time.
     """
-    wake = asyncio.Event()
-    runtime.extras[SCHEDULER_WAKE] = wake
+    wake = runtime.scheduler_wake
     cap = runtime.settings.expiration_poll_seconds
     while True:
         wake.clear()

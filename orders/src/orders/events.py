@@ -18,11 +18,12 @@ from common.messaging import Listener, RetryLater
 from common.mongo import parse_object_id
 
 from orders import repository
+from orders.runtime import OrdersRuntime
 
 log = logging.getLogger("orders.events")
 
 
-class TicketCreatedListener(Listener[TicketCreated]):
+class TicketCreatedListener(Listener[TicketCreated, OrdersRuntime]):
     """A new ticket joins the replica at version 0 (a repeat is acked and dropped)."""
 
     event = TicketCreated
@@ -31,7 +32,7 @@ class TicketCreatedListener(Listener[TicketCreated]):
         await repository.insert_ticket(self.runtime.db, event)
 
 
-class TicketUpdatedListener(Listener[TicketUpdated]):
+class TicketUpdatedListener(Listener[TicketUpdated, OrdersRuntime]):
     """A ticket change applies only on top of its previous version; one that is ahead waits."""
 
     event = TicketUpdated
@@ -52,7 +53,7 @@ def _log_unknown(event_type: str, order_id: str) -> None:
     )
 
 
-class OrderExpiredListener(Listener[OrderExpired]):
+class OrderExpiredListener(Listener[OrderExpired, OrdersRuntime]):
     """The lock ran out: cancel the order unless it is completed (or already cancelled)."""
 
     event = OrderExpired
@@ -65,7 +66,7 @@ class OrderExpiredListener(Listener[OrderExpired]):
             _log_unknown(envelope.type, event.order_id)
 
 
-class ChargeCreatedListener(Listener[ChargeCreated]):
+class ChargeCreatedListener(Listener[ChargeCreated, OrdersRuntime]):
     """A charge attempt started: a created order is now awaiting payment."""
 
     event = ChargeCreated
@@ -82,7 +83,7 @@ class ChargeCreatedListener(Listener[ChargeCreated]):
             _log_unknown(envelope.type, event.order_id)
 
 
-class ChargeUpdatedListener(Listener[ChargeUpdated]):
+class ChargeUpdatedListener(Listener[ChargeUpdated, OrdersRuntime]):
     """A charge's outcome: completed completes the order; failed cancels it unless completed.
 
     A refund (stripeRefundId set) is money going back for an order that already ended

@@ -7,12 +7,12 @@ from bson import ObjectId
 from common.auth import RequiredUser
 from common.errors import ForbiddenError, NotFoundError
 from common.mongo import DatabaseDep, parse_object_id
-from common.service import RuntimeDep
 from common.types import ceil_to_millisecond, utc_now
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from orders import buyer_limits, repository
 from orders.models import OrderBody, OrderOut
+from orders.runtime import RuntimeDep
 from orders.settings import Settings
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])

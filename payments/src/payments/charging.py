@@ -21,31 +21,25 @@ from common.errors import (
     PaymentRequiredError,
     ServiceUnavailableError,
 )
-from common.service import ServiceRuntime
 from common.types import utc_now
 
 from payments import repository
-from payments.stripe_gateway import CardDeclined, StripeGateway, StripeUnavailable
+from payments.runtime import PaymentsRuntime
+from payments.stripe_gateway import CardDeclined, StripeUnavailable
 
 log = logging.getLogger("payments.charging")
 
-GATEWAY = "stripe_gateway"
 UNAVAILABLE = "Payment service unavailable, try again"
 ALREADY_PAID = "Order has already been paid"
 CANCELLED = "Cannot pay for a cancelled order"
 
 
-def gateway_of(runtime: ServiceRuntime) -> StripeGateway:
-    gateway: StripeGateway = runtime.extras[GATEWAY]
-    return gateway
-
-
-def _lease(runtime: ServiceRuntime) -> timedelta:
+def _lease(runtime: PaymentsRuntime) -> timedelta:
     return timedelta(seconds=runtime.settings.stripe_attempt_seconds)
 
 
 async def pay(
-    runtime: ServiceRuntime, *, user: UserPayload, order_id: str, token: str
+    runtime: PaymentsRuntime, *, user: UserPayload, order_id: str, token: str
 ) -> dict[str, Any]:
     """POST /api/payments: charge the order's price to the buyer's card; the completed charge."""
     db = runtime.db
@@ -75,7 +69,7 @@ async def pay(
     return await _attempt(runtime, charge, answer_buyer=True)
 
 
-async def _resume_live_charge(runtime: ServiceRuntime, *, order_id: str) -> dict[str, Any]:
+async def _resume_live_charge(runtime: PaymentsRuntime, *, order_id: str) -> dict[str, Any]:
     """The order has a live charge: paid already, in flight elsewhere, or unresolved (resume)."""
     live = await repository.find_live_charge(runtime.db, order_id=order_id)
     if live is None:  # it failed between our insert and this read: the buyer may try again
@@ -93,11 +87,11 @@ async def _resume_live_charge(runtime: ServiceRuntime, *, order_id: str) -> dict
 
 
 async def _attempt(
-    runtime: ServiceRuntime, charge: dict[str, Any], *, answer_buyer: bool
+    runtime: PaymentsRuntime, charge: dict[str, Any], *, answer_buyer: bool
 ) -> dict[str, Any]:
     db = runtime.db
     try:
-        payment = await gateway_of(runtime).charge(
+        payment = await runtime.gateway.charge(
             amount=charge["amount"],
             token=charge["token"],
             receipt_email=charge.get("receipt_email"),
@@ -132,7 +126,7 @@ async def _attempt(
     return completed
 
 
-async def refund_if_cancelled(runtime: ServiceRuntime, *, order_id: str) -> int:
+async def refund_if_cancelled(runtime: PaymentsRuntime, *, order_id: str) -> int:
     """Refund every completed charge of a cancelled order; returns how many were refunded now.
 
     A refund Stripe cannot take right now stays flagged (`refund_due`) for the sweeper.
@@ -143,11 +137,11 @@ async def refund_if_cancelled(runtime: ServiceRuntime, *, order_id: str) -> int:
     )
 
 
-async def _refund_owed(runtime: ServiceRuntime, charges: list[dict[str, Any]]) -> int:
+async def _refund_owed(runtime: PaymentsRuntime, charges: list[dict[str, Any]]) -> int:
     refunded = 0
     for charge in charges:
         try:
-            refund_id = await gateway_of(runtime).refund(
+            refund_id = await runtime.gateway.refund(
                 payment_intent_id=charge["stripe_id"], idempotency_key=f"refund-{charge['_id']}"
             )
         except StripeUnavailable:
@@ -160,7 +154,7 @@ async def _refund_owed(runtime: ServiceRuntime, charges: list[dict[str, Any]]) -
     return refunded
 
 
-async def settle_cancelled_order(runtime: ServiceRuntime, *, order_id: str) -> None:
+async def settle_cancelled_order(runtime: PaymentsRuntime, *, order_id: str) -> None:
     """An order ended cancelled: resolve its unresolved attempt, then refund what was taken."""
     live = await repository.find_live_charge(runtime.db, order_id=order_id)
     if live is not None and live["status"] == "created":
@@ -172,7 +166,7 @@ async def settle_cancelled_order(runtime: ServiceRuntime, *, order_id: str) -> N
     await refund_if_cancelled(runtime, order_id=order_id)
 
 
-async def sweep_once(runtime: ServiceRuntime) -> None:
+async def sweep_once(runtime: PaymentsRuntime) -> None:
     """Retry what a failed request or a Stripe outage left: owed refunds, unresolved attempts."""
     await _refund_owed(runtime, await repository.charges_owed_a_refund(runtime.db))
     for charge in await repository.unresolved_attempts(runtime.db, now=utc_now()):
@@ -182,7 +176,7 @@ async def sweep_once(runtime: ServiceRuntime) -> None:
             await settle_cancelled_order(runtime, order_id=charge["order_id"])
 
 
-async def run_sweeper(runtime: ServiceRuntime) -> None:
+async def run_sweeper(runtime: PaymentsRuntime) -> None:
     """Background task: sweep periodically; closes the Stripe client when the service stops."""
     try:
         while True:
@@ -194,4 +188,4 @@ async def run_sweeper(runtime: ServiceRuntime) -> None:
                 log.exception("payments sweep failed; trying again later")
             await asyncio.sleep(runtime.settings.payments_sweep_seconds)
     finally:
-        await gateway_of(runtime).close()
+        await runtime.gateway.close()

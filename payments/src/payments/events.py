@@ -14,16 +14,17 @@ from common.events import (
 from common.messaging import Listener
 
 from payments import charging, repository
+from payments.runtime import PaymentsRuntime
 
 
-class OrderCreatedListener(Listener[OrderCreated]):
+class OrderCreatedListener(Listener[OrderCreated, PaymentsRuntime]):
     event = OrderCreated
 
     async def handle(self, event: OrderCreated, envelope: Envelope) -> None:
         await repository.insert_order(self.runtime.db, event)
 
 
-class OrderUpdatedListener(Listener[OrderUpdated]):
+class OrderUpdatedListener(Listener[OrderUpdated, PaymentsRuntime]):
     event = OrderUpdated
 
     async def handle(self, event: OrderUpdated, envelope: Envelope) -> None:
@@ -32,7 +33,7 @@ class OrderUpdatedListener(Listener[OrderUpdated]):
         )
 
 
-class OrderCancelledListener(Listener[OrderCancelled]):
+class OrderCancelledListener(Listener[OrderCancelled, PaymentsRuntime]):
     """The replica records the cancellation; money already taken for the order is refunded."""
 
     event = OrderCancelled
@@ -45,7 +46,7 @@ class OrderCancelledListener(Listener[OrderCancelled]):
         await charging.settle_cancelled_order(self.runtime, order_id=event.id)
 
 
-class UserCreatedListener(Listener[UserCreated]):
+class UserCreatedListener(Listener[UserCreated, PaymentsRuntime]):
     event = UserCreated
 
     async def handle(self, event: UserCreated, envelope: Envelope) -> None:
@@ -54,7 +55,7 @@ class UserCreatedListener(Listener[UserCreated]):
         )
 
 
-class UserUpdatedListener(Listener[UserUpdated]):
+class UserUpdatedListener(Listener[UserUpdated, PaymentsRuntime]):
     event = UserUpdated
 
     async def handle(self, event: UserUpdated, envelope: Envelope) -> None:

@@ -2,11 +2,11 @@
 
 from common.auth import RequiredUser
 from common.mongo import parse_object_id
-from common.service import RuntimeDep
 from fastapi import APIRouter, status
 
 from payments import charging
 from payments.models import ChargeOut, PaymentBody
+from payments.runtime import RuntimeDep
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
 

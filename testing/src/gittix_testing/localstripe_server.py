@@ -65,9 +65,9 @@ def _idempotency_middleware() -> Callable[[web.Request, _Handler], Awaitable[web
         async with locks.setdefault(scope, asyncio.Lock()):
             if scope in answered:
                 status, body, content_type = answered[scope]
-                response = web.Response(status=status, body=body, content_type=content_type)
-                response.headers["Idempotent-Replayed"] = "true"
-                return response
+                replayed = web.Response(status=status, body=body, content_type=content_type)
+                replayed.headers["Idempotent-Replayed"] = "true"
+                return replayed
             response = await handler(request)
             # Stripe keeps the outcome of a request that ran (success or a 4xx such as a
             # decline), not a 5xx, so a retry after a server error runs again.

@@ -7,12 +7,14 @@ from fastapi import FastAPI
 from tickets import repository
 from tickets.events import CONTRACT
 from tickets.routes import router
+from tickets.runtime import TicketsRuntime
 from tickets.settings import Settings
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     return create_service_app(
         contract=CONTRACT,
+        runtime_type=TicketsRuntime,
         settings=settings or Settings(),  # type: ignore[call-arg]
         routers=[router],
         outbox_collections=[repository.TICKETS],

@@ -6,9 +6,10 @@ from common.messaging import Listener, RetryLater
 from common.mongo import parse_object_id
 
 from tickets import repository
+from tickets.runtime import TicketsRuntime
 
 
-class OrderCreatedListener(Listener[OrderCreated]):
+class OrderCreatedListener(Listener[OrderCreated, TicketsRuntime]):
     """An order reserves its ticket: set orderId (version + 1, TicketUpdated)."""
 
     event = OrderCreated
@@ -33,7 +34,7 @@ class OrderCreatedListener(Listener[OrderCreated]):
                 return
 
 
-class OrderCancelledListener(Listener[OrderCancelled]):
+class OrderCancelledListener(Listener[OrderCancelled, TicketsRuntime]):
     """A cancelled order releases its ticket, only if the ticket still points at that order."""
 
     event = OrderCancelled

@@ -3,11 +3,11 @@
 from common.auth import RequiredUser
 from common.errors import NotFoundError
 from common.mongo import DatabaseDep, parse_object_id
-from common.service import RuntimeDep
 from fastapi import APIRouter, status
 
 from tickets import repository
 from tickets.models import TicketBody, TicketOut
+from tickets.runtime import RuntimeDep
 
 router = APIRouter(prefix="/api/tickets", tags=["tickets"])
 
