@@ -13,10 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from common.request_guards import DEFAULT_MAX_BODY_BYTES, body_too_large_message
+
 from devserver.routing import ROUTES, Route
 
-# The same bound the services apply (issue 13): nothing the API takes is larger.
-BODY_LIMIT_BYTES = 64 * 1024
+# The bound every service applies by default, refused here already with the same answer; a path
+# a service lets take more (create_service_app's larger_bodies) needs a route of its own here.
+BODY_LIMIT_BYTES = DEFAULT_MAX_BODY_BYTES
 # A service that has not started answering by then gets its client a 504.
 ANSWER_TIMEOUT_SECONDS = 120.0
 # Below uvicorn's --timeout-keep-alive (30 s, set by system.py), so Caddy never reuses a pooled
@@ -82,12 +85,11 @@ def _route(route: Route, upstream: str | None, answer_timeout: float) -> Config:
 
 def _error_routes() -> list[Config]:
     """What the client gets when Caddy, not a service, answers with an error."""
-    limit = f"{BODY_LIMIT_BYTES // 1024} KiB"
     service = "{http.vars.service}"  # a Caddy placeholder: set by the route that failed
     return [
         {
             "match": [{"expression": "{http.error.status_code} == 413"}],
-            "handle": [_error(413, f"The request body is larger than {limit}")],
+            "handle": [_error(413, body_too_large_message(BODY_LIMIT_BYTES))],
         },
         {
             "match": [{"expression": "{http.error.status_code} == 504"}],
