@@ -1,4 +1,5 @@
-"""The listener base on a real JetStream: ack, retry later, bounded redelivery, dropped messages."""
+"""The listener base on a real JetStream: ack, waiting that never gives up, failures counted apart
+and dead-lettered, unparseable messages kept, supervised loops, stalled consumers."""
 
 import asyncio
 import logging
@@ -6,9 +7,19 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from common.deadletter import dead_letter_stream_config
 from common.events import Envelope, TicketCreated, TicketUpdated
-from common.messaging import Listener, ListenerRunner, RetryLater
+from common.failures import FAILURES_COLLECTION, FailureLedger
+from common.messaging import ConsumerPolicy, Listener, ListenerRunner, RetryLater
 from gittix_testing import TestBus
+from gittix_testing.waiting import wait_until
+from nats.aio.msg import Msg
+
+DURABLE = "svc-ticket-created-v1"
+# Short delays so that many redeliveries take a fraction of a second.
+QUICK = ConsumerPolicy(
+    failure_budget=3, retry_base_seconds=0.01, retry_max_seconds=0.02, wait_warning_seconds=60
+)
 
 
 def ticket(version: int = 0, ticket_id: str = "t1") -> TicketCreated:
@@ -19,125 +30,299 @@ def ticket(version: int = 0, ticket_id: str = "t1") -> TicketCreated:
 
 class RecordingListener(Listener[TicketCreated, None]):
     event = TicketCreated
-    max_deliver = 4
-    base_delay_seconds = 0.05
 
     def __init__(self, runtime: Any = None) -> None:
         super().__init__(runtime)
         self.seen: list[tuple[str, int]] = []
         self.fail_first = 0
         self.not_yet_first = 0
+        self.blocked = asyncio.Event()
+        self.blocked.set()
         self.done = asyncio.Event()
 
     async def handle(self, event: TicketCreated, envelope: Envelope) -> None:
         self.seen.append((event.id, len(self.seen) + 1))
         if self.not_yet_first > 0:
             self.not_yet_first -= 1
-            raise RetryLater("predecessor missing")
+            raise RetryLater(f"ticket {event.id} v{event.version - 1} has not arrived")
         if self.fail_first > 0:
             self.fail_first -= 1
             raise RuntimeError("database hiccup")
+        await self.blocked.wait()
         self.done.set()
 
 
-async def run_listener(
-    bus: TestBus, listener: Listener[Any, Any], service: str = "svc"
-) -> ListenerRunner:
-    runner = ListenerRunner(bus.js, service, [listener])
-    await runner.start()
-    return runner
+@pytest.fixture
+def ledger(database: Any) -> FailureLedger:
+    return FailureLedger(database[FAILURES_COLLECTION])
 
 
-async def test_handled_event_is_acked_once(bus: TestBus) -> None:
+@pytest.fixture
+async def start(bus: TestBus, ledger: FailureLedger) -> Any:
+    """start(listener, policy=QUICK): a running ListenerRunner, stopped after the test."""
+    runners: list[ListenerRunner] = []
+
+    async def start(listener: Listener[Any, Any], policy: ConsumerPolicy = QUICK) -> ListenerRunner:
+        runner = ListenerRunner(bus.js, "svc", [listener], ledger, policy=policy)
+        await runner.start()
+        runners.append(runner)
+        return runner
+
+    yield start
+    for runner in runners:
+        await runner.stop()
+
+
+async def test_handled_event_is_acked_once(bus: TestBus, start: Any) -> None:
     listener = RecordingListener()
-    runner = await run_listener(bus, listener)
+    runner = await start(listener)
     await bus.publish(ticket())
 
     await asyncio.wait_for(listener.done.wait(), 10)
-    await bus.wait_consumer_idle("svc-ticket-created-v1")
-    await runner.stop()
+    await bus.wait_consumer_idle(DURABLE)
 
     assert [seen[0] for seen in listener.seen] == ["t1"]
+    assert runner.consumers[0].stats.acked == 1
 
 
-async def test_retry_later_redelivers_until_it_can_be_applied(bus: TestBus) -> None:
+async def test_waiting_for_a_predecessor_never_gives_up(bus: TestBus, start: Any) -> None:
+    # Forty waits: four times the ten deliveries after which the old listener gave up, and
+    # more than ten times this policy's failure budget.
     listener = RecordingListener()
-    listener.not_yet_first = 2
-    runner = await run_listener(bus, listener)
+    listener.not_yet_first = 40
+    runner = await start(listener)
     await bus.publish(ticket())
 
-    await asyncio.wait_for(listener.done.wait(), 10)
-    await runner.stop()
+    await asyncio.wait_for(listener.done.wait(), 20)
+    await bus.wait_consumer_idle(DURABLE)
 
-    assert len(listener.seen) == 3
+    assert len(listener.seen) == 41
+    assert runner.consumers[0].stats.waiting == 40
+    assert await bus.dead_letters() == []
 
 
-async def test_failing_handler_is_dead_lettered_after_max_deliver(
-    bus: TestBus, caplog: pytest.LogCaptureFixture
+async def test_waits_between_failures_do_not_spend_the_failure_budget(
+    bus: TestBus, start: Any
+) -> None:
+    listener = RecordingListener()
+    listener.not_yet_first = 10
+    listener.fail_first = QUICK.failure_budget - 1
+    await start(listener)
+    await bus.publish(ticket())
+
+    await asyncio.wait_for(listener.done.wait(), 20)
+    await bus.wait_consumer_idle(DURABLE)
+
+    assert await bus.dead_letters() == []
+
+
+async def test_a_long_wait_is_reported_and_the_event_still_applied(
+    bus: TestBus, start: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    listener = RecordingListener()
+    listener.not_yet_first = 10**6  # until the test lets it through
+    policy = ConsumerPolicy(
+        retry_base_seconds=0.05, retry_max_seconds=0.1, wait_warning_seconds=0.5
+    )
+    with caplog.at_level(logging.WARNING, logger="common.messaging"):
+        runner = await start(listener, policy)
+        envelope = await bus.publish(ticket(version=1))
+        await wait_until(
+            lambda: runner.consumers[0].stats.long_waits,
+            timeout=10,
+            message="no long wait reported",
+        )
+        listener.not_yet_first = 0
+        await asyncio.wait_for(listener.done.wait(), 10)
+
+    warnings = [r.getMessage() for r in caplog.records if "event waiting long" in r.getMessage()]
+    assert warnings, "no warning logged"
+    assert envelope.id in warnings[0] and "ticket t1 v0 has not arrived" in warnings[0]
+    # Reported once per threshold period, not on every redelivery.
+    assert len(warnings) < runner.consumers[0].stats.waiting
+    assert await bus.dead_letters() == []
+
+
+async def test_failing_handler_is_dead_lettered_with_everything_needed_to_replay_it(
+    bus: TestBus, start: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     listener = RecordingListener()
     listener.fail_first = 100
-    runner = await run_listener(bus, listener)
     with caplog.at_level(logging.ERROR, logger="common.messaging"):
+        runner = await start(listener)
         envelope = await bus.publish(ticket())
-        await bus.wait_consumer_idle("svc-ticket-created-v1")
-        await asyncio.sleep(0.3)  # nothing more may arrive after the terminating delivery
-    await runner.stop()
+        [stored] = await wait_until(bus.dead_letters, timeout=10, message="nothing dead-lettered")
+        await bus.wait_consumer_idle(DURABLE)
 
-    assert len(listener.seen) == RecordingListener.max_deliver
+    record = stored.record
+    assert record.subject == TicketCreated.subject
+    assert record.headers["Nats-Msg-Id"] == envelope.id
+    assert record.original_payload() == envelope.to_bytes()
+    assert (record.consumer, record.service, record.reason) == (DURABLE, "svc", "failed")
+    assert record.failures == QUICK.failure_budget == record.delivered
+    assert record.last_error == "RuntimeError: database hiccup"
+    assert (record.event_type, record.event_id) == ("TicketCreated", envelope.id)
+    # Terminated after it was written: not delivered again, and its failure count is gone.
+    assert len(listener.seen) == QUICK.failure_budget
+    assert runner.consumers[0].stats.dead_lettered == 1
+    assert await runner.ledger.count(consumer=DURABLE, stream="TICKETING", sequence=1) == 0
     assert any(
-        "dead-lettered" in record.getMessage() and envelope.id in record.getMessage()
-        for record in caplog.records
+        "dead-lettered" in r.getMessage() and envelope.id in r.getMessage() for r in caplog.records
     )
 
 
-async def test_unparseable_message_is_dropped_with_a_log_line(
-    bus: TestBus, caplog: pytest.LogCaptureFixture
+async def test_failures_are_counted_across_a_restart(bus: TestBus, start: Any) -> None:
+    # The first replica fails all but once, then hangs on the next delivery and is stopped.
+    first = RecordingListener()
+    first.fail_first = QUICK.failure_budget - 1
+    first.blocked.clear()
+    runner = await start(first)
+    await bus.publish(ticket())
+    await wait_until(
+        lambda: len(first.seen) == QUICK.failure_budget, timeout=10, message="not redelivered"
+    )
+    await runner.stop(grace=0.1)
+
+    second = RecordingListener()
+    second.fail_first = 100
+    await start(second)
+
+    [stored] = await wait_until(bus.dead_letters, timeout=10, message="nothing dead-lettered")
+    # One more failure was enough: the count went on from where the first replica left it.
+    assert len(second.seen) == 1
+    assert stored.record.failures == QUICK.failure_budget
+    assert stored.record.delivered == QUICK.failure_budget + 1
+
+
+async def test_an_unparseable_message_is_dead_lettered_not_lost(
+    bus: TestBus, start: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     listener = RecordingListener()
-    runner = await run_listener(bus, listener)
+    payload = b'{"id": "x", "type": "TicketCreated"}'
     with caplog.at_level(logging.ERROR, logger="common.messaging"):
-        await bus.publish_raw(TicketCreated.subject, b'{"id": "x", "type": "TicketCreated"}')
+        await start(listener)
+        await bus.publish_raw(TicketCreated.subject, payload, msg_id="broken-1")
         await bus.publish(ticket(ticket_id="good"))
         await asyncio.wait_for(listener.done.wait(), 10)
-    await runner.stop()
+        [stored] = await wait_until(bus.dead_letters, timeout=10, message="nothing dead-lettered")
 
     assert [seen[0] for seen in listener.seen] == ["good"]
-    assert any("event dropped" in record.getMessage() for record in caplog.records)
+    record = stored.record
+    assert (record.reason, record.subject, record.payload) == (
+        "unparseable",
+        TicketCreated.subject,
+        payload.decode(),
+    )
+    assert record.event_id == "x" and record.headers["Nats-Msg-Id"] == "broken-1"
+    assert "dead-lettered" in caplog.text
 
 
-async def test_two_replicas_share_one_durable_consumer(bus: TestBus) -> None:
+async def test_a_payload_that_is_not_text_is_kept_byte_for_byte(bus: TestBus, start: Any) -> None:
+    await start(RecordingListener())
+    payload = b"\xff\xfe not json"
+    await bus.publish_raw(TicketCreated.subject, payload)
+
+    [stored] = await wait_until(bus.dead_letters, timeout=10, message="nothing dead-lettered")
+    assert stored.record.payload is None
+    assert stored.record.original_payload() == payload
+
+
+async def test_with_the_dead_letter_stream_full_the_message_is_kept_and_retried(
+    bus: TestBus, start: Any
+) -> None:
+    # Room for nothing: the record is refused, so the message must not be terminated.
+    await bus.js.update_stream(dead_letter_stream_config(max_bytes=16))
+    runner = await start(RecordingListener())
+    await bus.publish_raw(TicketCreated.subject, b"not json")
+    await bus.wait_redelivered(DURABLE)
+
+    info = await bus.consumer_info(DURABLE)
+    assert info.num_ack_pending + info.num_pending == 1  # still there, retried
+    assert runner.consumers[0].stats.unparseable == 0
+
+
+async def test_two_replicas_share_one_durable_consumer(bus: TestBus, start: Any) -> None:
     first, second = RecordingListener(), RecordingListener()
-    runners = [await run_listener(bus, first), await run_listener(bus, second)]
+    await start(first)
+    await start(second)
     for number in range(20):
         await bus.publish(ticket(ticket_id=f"t{number}"))
 
-    await bus.wait_consumer_idle("svc-ticket-created-v1")
-    for runner in runners:
-        await runner.stop()
+    await bus.wait_consumer_idle(DURABLE)
 
     handled = sorted(seen[0] for seen in first.seen + second.seen)
     assert handled == sorted(f"t{number}" for number in range(20))
 
 
-async def test_listener_only_gets_its_own_event_type(bus: TestBus) -> None:
+async def test_listener_only_gets_its_own_event_type(bus: TestBus, start: Any) -> None:
     listener = RecordingListener()
-    runner = await run_listener(bus, listener)
+    await start(listener)
     await bus.publish(
         TicketUpdated(id="t1", version=1, title="x", price=Decimal("1"), user_id="u", order_id=None)
     )
     await bus.publish(ticket(ticket_id="created"))
 
     await asyncio.wait_for(listener.done.wait(), 10)
-    await runner.stop()
 
     assert [seen[0] for seen in listener.seen] == ["created"]
 
 
-def test_retry_delay_backs_off_and_is_capped() -> None:
-    listener = RecordingListener()
+async def test_a_listener_loop_that_dies_is_restarted(
+    bus: TestBus, start: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real_ack = Msg.ack
+    failed_acks = 0
 
-    delays = [listener.retry_delay(delivered) for delivered in range(1, 12)]
+    async def ack_that_fails_once(self: Msg) -> None:
+        nonlocal failed_acks
+        if failed_acks == 0:
+            failed_acks += 1
+            raise ConnectionResetError("connection lost while acknowledging")
+        await real_ack(self)
+
+    monkeypatch.setattr(Msg, "ack", ack_that_fails_once)
+    listener = RecordingListener()
+    with caplog.at_level(logging.ERROR, logger="common.messaging"):
+        runner = await start(listener)
+        await bus.publish(ticket())
+        await wait_until(
+            lambda: runner.consumers[0].stats.acked, timeout=15, message="never handled"
+        )
+        await bus.wait_consumer_idle(DURABLE)
+
+    assert runner.consumers[0].stats.restarts == 1
+    assert any(f"listener {DURABLE} died" in r.getMessage() for r in caplog.records)
+    # Handled again after the restart (idempotent handlers make the repeat harmless).
+    assert [seen[0] for seen in listener.seen] == ["t1", "t1"]
+
+    # And it keeps working afterwards.
+    listener.done.clear()
+    await bus.publish(ticket(ticket_id="t2"))
+    await asyncio.wait_for(listener.done.wait(), 10)
+
+
+async def test_a_consumer_stuck_on_a_message_is_reported_stalled(bus: TestBus, start: Any) -> None:
+    listener = RecordingListener()
+    listener.blocked.clear()
+    runner = await start(listener, ConsumerPolicy(stall_seconds=0.5))
+    assert runner.stalled() == []
+
+    await bus.publish(ticket())
+    stalled = await wait_until(runner.stalled, timeout=10, message="never reported stalled")
+    assert stalled == [DURABLE]
+    [lag] = await runner.lag()
+    assert (lag["consumer"], lag["stalled"], lag["ack_pending"]) == (DURABLE, True, 1)
+
+    listener.blocked.set()
+    await asyncio.wait_for(listener.done.wait(), 10)
+    assert await wait_until(lambda: not runner.stalled(), timeout=10, message="still stalled")
+
+
+def test_retry_delay_backs_off_is_capped_and_never_overflows() -> None:
+    policy = ConsumerPolicy(retry_base_seconds=0.05, retry_max_seconds=5.0)
+
+    delays = [policy.retry_delay(attempt) for attempt in range(1, 12)]
 
     assert delays[:3] == [0.05, 0.1, 0.2]
-    assert max(delays) == listener.max_delay_seconds
+    assert max(delays) == 5.0
+    assert policy.retry_delay(100_000) == 5.0  # a wait of days: still the cap, no overflow

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from common.events import Envelope, TicketCreated
+from common.failures import FAILURES_COLLECTION, FailureLedger
 from common.messaging import Listener, ListenerRunner
 from gittix_testing import TestBus, wait_until
 
@@ -32,7 +33,7 @@ class CountingListener(Listener):  # type: ignore[type-arg]
         self.handled += 1
 
 
-async def test_stop_returns_while_messages_keep_arriving(bus: TestBus) -> None:
+async def test_stop_returns_while_messages_keep_arriving(bus: TestBus, database: Any) -> None:
     publishing = True
 
     async def publish_continuously() -> None:
@@ -49,7 +50,9 @@ async def test_stop_returns_while_messages_keep_arriving(bus: TestBus) -> None:
     try:
         for round_number in range(ROUNDS):
             listener = CountingListener()
-            runner = ListenerRunner(bus.js, "svc", [listener])
+            runner = ListenerRunner(
+                bus.js, "svc", [listener], FailureLedger(database[FAILURES_COLLECTION])
+            )
             await runner.start()
             # Stop in the middle of the flow, while fetches are returning messages.
             await wait_until(

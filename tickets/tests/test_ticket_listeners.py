@@ -9,7 +9,7 @@ import pytest
 from bson import ObjectId
 from common.events import TicketUpdated
 from gittix_testing import TestBus
-from tickets.events import OrderCreatedListener
+from gittix_testing.waiting import wait_until
 
 Sell = Callable[..., Awaitable[dict[str, Any]]]
 Headers = dict[str, str]
@@ -180,14 +180,15 @@ async def test_order_cancelled_for_another_order_leaves_the_reservation(
 
 
 @pytest.fixture
-def quick_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Give up after two quick deliveries instead of ten slow ones.
-    monkeypatch.setattr(OrderCreatedListener, "max_deliver", 2)
-    monkeypatch.setattr(OrderCreatedListener, "base_delay_seconds", 0.05)
+def quick_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Report a wait after half a second instead of five minutes (read when the app starts).
+    monkeypatch.setenv("LISTENER_WAIT_WARNING_SECONDS", "0.5")
+    monkeypatch.setenv("LISTENER_RETRY_MAX_SECONDS", "0.1")
+    monkeypatch.setenv("LISTENER_RETRY_BASE_SECONDS", "0.05")
 
 
-async def test_order_created_for_an_unknown_ticket_is_retried_then_dead_lettered(
-    quick_dead_letter: None,
+async def test_order_created_for_an_unknown_ticket_waits_and_is_reported_never_dropped(
+    quick_waits: None,
     client: httpx.AsyncClient,
     bus: TestBus,
     order_created: Callable[..., Any],
@@ -195,11 +196,17 @@ async def test_order_created_for_an_unknown_ticket_is_retried_then_dead_lettered
 ) -> None:
     order = order_created(str(ObjectId()))
 
-    with caplog.at_level(logging.ERROR, logger="common.messaging"):
-        await bus.publish(order)
-        await bus.wait_consumer_idle(CREATED_DURABLE)
+    with caplog.at_level(logging.WARNING, logger="common.messaging"):
+        envelope = await bus.publish(order)
+        await bus.wait_redelivered(CREATED_DURABLE)
+        waiting = await wait_until(
+            lambda: [r.getMessage() for r in caplog.records if "waiting long" in r.getMessage()],
+            timeout=10,
+            message="the wait was never reported",
+        )
 
-    dead_lettered = [r.getMessage() for r in caplog.records if "dead-lettered" in r.getMessage()]
-    assert len(dead_lettered) == 1
-    assert order.ticket.id in dead_lettered[0] and "failed 2 times" in dead_lettered[0]
+    assert f"ticket {order.ticket.id} is unknown" in waiting[0] and envelope.id in waiting[0]
+    info = await bus.consumer_info(CREATED_DURABLE)
+    assert info.num_ack_pending + info.num_pending == 1  # still there, still retried
+    assert await bus.dead_letters() == []
     assert bus.published(TicketUpdated) == []

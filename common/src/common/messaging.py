@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -10,38 +11,81 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    StorageType,
+    StreamConfig,
+)
 from nats.js.errors import NotFoundError
 
+from common.deadletter import (
+    DeadLetter,
+    Reason,
+    dead_letter_stream_config,
+    publish_dead_letter,
+)
 from common.events import Envelope, Event, EventParseError, parse_envelope
+from common.failures import FailureLedger
 
 log = logging.getLogger("common.messaging")
 
 STREAM_NAME = "TICKETING"
 STREAM_SUBJECTS = ["ticketing.>"]
-# How long JetStream remembers a Nats-Msg-Id to drop a republished duplicate.
-DUPLICATE_WINDOW_SECONDS = 120.0
 
 
-def stream_config(*, replicas: int = 1, storage: StorageType = StorageType.FILE) -> StreamConfig:
+@dataclass(frozen=True)
+class StreamLimits:
+    """How much the event stream keeps; sized in docs/architecture.md ("Stream limits")."""
+
+    max_age_seconds: float = 7 * 24 * 3600.0
+    max_bytes: int = 8 * 1024**3
+    # How long JetStream remembers a Nats-Msg-Id to drop a republished duplicate: longer than
+    # the longest gap between an outbox entry's first publish and its republish.
+    duplicate_window_seconds: float = 600.0
+    dead_letter_max_bytes: int = 1024**3
+
+
+def stream_config(
+    *,
+    replicas: int = 1,
+    storage: StorageType = StorageType.FILE,
+    limits: StreamLimits = StreamLimits(),
+) -> StreamConfig:
     return StreamConfig(
         name=STREAM_NAME,
         subjects=STREAM_SUBJECTS,
         storage=storage,
         num_replicas=replicas,
-        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        duplicate_window=limits.duplicate_window_seconds,
+        max_age=limits.max_age_seconds,
+        max_bytes=limits.max_bytes,
+        # When full, refuse new events rather than delete old ones: a refused publish stays in
+        # its outbox and goes out once there is room, while a deleted event would be lost for
+        # good to every consumer that had not read it yet.
+        discard=DiscardPolicy.NEW,
     )
 
 
-async def ensure_stream(js: JetStreamContext, *, replicas: int = 1) -> None:
-    """Create the system's stream, or bring an existing one up to this configuration."""
-    config = stream_config(replicas=replicas)
-    try:
-        await js.stream_info(STREAM_NAME)
-    except NotFoundError:
-        await js.add_stream(config)
-    else:
-        await js.update_stream(config)
+async def ensure_stream(
+    js: JetStreamContext, *, replicas: int = 1, limits: StreamLimits = StreamLimits()
+) -> None:
+    """Create the system's streams (events and dead letters), or bring existing ones up to
+    this configuration."""
+    configs = [
+        stream_config(replicas=replicas, limits=limits),
+        dead_letter_stream_config(max_bytes=limits.dead_letter_max_bytes, replicas=replicas),
+    ]
+    for config in configs:
+        assert config.name is not None
+        try:
+            await js.stream_info(config.name)
+        except NotFoundError:
+            await js.add_stream(config)
+        else:
+            await js.update_stream(config)
 
 
 async def connect_bus(url: str, *, name: str) -> tuple[NatsClient, JetStreamContext]:
@@ -79,7 +123,11 @@ FETCH_SECONDS = 1.0
 
 
 class RetryLater(Exception):
-    """Raised by a handler when the event cannot be applied yet (e.g. its version is ahead)."""
+    """Raised by a handler when the event cannot be applied yet (e.g. its version is ahead).
+
+    Its message says what the event waits for ("ticket 42 v3 not applicable: ahead"); it is
+    shown in the warning logged when the wait grows long. Waiting is never counted as a failure.
+    """
 
 
 E = TypeVar("E", bound=Event)
@@ -93,16 +141,12 @@ class Listener(ABC, Generic[E, RuntimeT]):
     `RuntimeT` is the service's runtime (a common.service.ServiceRuntime subclass), so a
     handler's `self.runtime.settings` and other fields are typed.
 
-    The handler acks by returning; raises RetryLater for "not yet" (nak with delay); any other
-    exception is retried with back-off. After `max_deliver` deliveries the message is
-    terminated and a `dead-lettered` line is logged. Unparseable messages are `dropped`.
+    The handler acks by returning; raises RetryLater for "not yet" (redelivered with a capped
+    back-off for as long as it takes); any other exception is a failure, retried with back-off
+    until the consumer's failure budget is spent, then dead-lettered (see Consumer).
     """
 
     event: ClassVar[type[Event]]
-    max_deliver: ClassVar[int] = 10
-    ack_wait_seconds: ClassVar[float] = 30.0
-    base_delay_seconds: ClassVar[float] = 0.2
-    max_delay_seconds: ClassVar[float] = 5.0
 
     def __init__(self, runtime: RuntimeT) -> None:
         self.runtime = runtime
@@ -114,84 +158,386 @@ class Listener(ABC, Generic[E, RuntimeT]):
     def durable_name(cls, service: str) -> str:
         return f"{service}-" + cls.event.subject.removeprefix("ticketing.").replace(".", "-")
 
-    def retry_delay(self, delivered: int) -> float:
-        return min(self.base_delay_seconds * 2 ** max(delivered - 1, 0), self.max_delay_seconds)
+
+@dataclass(frozen=True)
+class ConsumerPolicy:
+    """How a consumer retries, gives up and reports; built from the service's BusSettings."""
+
+    failure_budget: int = 10
+    retry_base_seconds: float = 0.2
+    retry_max_seconds: float = 5.0
+    wait_warning_seconds: float = 300.0
+    stall_seconds: float = 30.0
+    ack_wait_seconds: float = 30.0
+    # A listener loop that died is restarted after a back-off from 0.5 s up to this.
+    restart_max_seconds: float = 30.0
+
+    def retry_delay(self, attempt: int) -> float:
+        """The redelivery delay after the `attempt`-th failure or wait (1, 2, ...)."""
+        exponent = min(max(attempt - 1, 0), 30)  # past any cap long before 2**30
+        return min(self.retry_base_seconds * 2**exponent, self.retry_max_seconds)
+
+    @property
+    def handle_timeout_seconds(self) -> float:
+        # Cut a handler short before JetStream gives the message to someone else anyway.
+        return self.ack_wait_seconds * 0.8
+
+
+@dataclass
+class ConsumerStats:
+    """Plain counters for one consumer, kept by the process that runs it (a metrics exporter
+    reads them as they are: every field only grows, except the two clocks)."""
+
+    acked: int = 0
+    # RetryLater: redelivered later, not a failure.
+    waiting: int = 0
+    # A waiting event reported as waiting longer than the warning threshold.
+    long_waits: int = 0
+    # A real error, retried.
+    failed: int = 0
+    dead_lettered: int = 0
+    unparseable: int = 0
+    # The listener loop died and was restarted.
+    restarts: int = 0
+    # Monotonic clock: the last completed fetch or finished message (readiness reads it).
+    last_progress: float = field(default_factory=time.monotonic)
+
+
+class Consumer:
+    """One listener on its durable consumer: what to do with each delivery.
+
+    - handled: ack (and forget any failures counted for it);
+    - RetryLater: nak with a capped back-off, forever; a warning every `wait_warning_seconds`
+      while the event is older than that;
+    - another error: counted in the service's FailureLedger (not JetStream's delivery count,
+      which waiting inflates); nak with back-off until `failure_budget` errors, then the message
+      is written to the dead-letter stream and only then terminated;
+    - unparseable (or the wrong type on the subject): dead-lettered at once.
+    """
+
+    def __init__(
+        self,
+        listener: Listener[Any, Any],
+        *,
+        js: JetStreamContext,
+        service: str,
+        policy: ConsumerPolicy,
+        ledger: FailureLedger,
+    ) -> None:
+        self.listener = listener
+        self.durable = listener.durable_name(service)
+        self.subject = listener.event.subject
+        self.stats = ConsumerStats()
+        self._js = js
+        self._service = service
+        self._policy = policy
+        self._ledger = ledger
+        # Stream sequence → when this process last warned that the event waits too long.
+        self._warned: dict[int, float] = {}
+
+    def progressed(self) -> None:
+        self.stats.last_progress = time.monotonic()
+
+    def idle_seconds(self) -> float:
+        return time.monotonic() - self.stats.last_progress
 
     async def process(self, msg: Msg) -> str:
-        """Handle one delivery; returns what happened: acked, retry, dropped or dead-lettered."""
-        delivered = msg.metadata.num_delivered if msg.metadata else 1
+        """Handle one delivery; returns the outcome: acked, waiting, failed, dead_lettered,
+        unparseable, or kept (the dead-letter stream refused the record; retried later)."""
+        metadata = msg.metadata
+        delivered, sequence = metadata.num_delivered, metadata.sequence.stream
         try:
             envelope, event = parse_envelope(msg.data)
-            if not isinstance(event, self.event):
+            if not isinstance(event, self.listener.event):
                 raise EventParseError(f"{envelope.type} arrived on {msg.subject}")
         except EventParseError as error:
-            log.error(
-                "event dropped: cannot parse message on %s: %s",
-                msg.subject,
-                error,
-                extra={"fields": {"subject": msg.subject, "outcome": "dropped"}},
-            )
-            await msg.term()
-            return "dropped"
+            return await self._dead_letter(msg, reason="unparseable", failures=0, error=str(error))
         try:
-            await self.handle(event, envelope)  # type: ignore[arg-type]
+            async with asyncio.timeout(self._policy.handle_timeout_seconds):
+                await self.listener.handle(event, envelope)
+        except RetryLater as wait:
+            self._report_long_wait(msg, envelope, wait)
+            await msg.nak(delay=self._policy.retry_delay(delivered))
+            self.stats.waiting += 1
+            return "waiting"
         except Exception as error:
-            if delivered >= self.max_deliver:
-                log.error(
-                    "event dead-lettered: %s %s failed %d times: %s",
-                    envelope.type,
-                    envelope.id,
-                    delivered,
-                    error,
-                    extra={
-                        "fields": {
-                            "event_id": envelope.id,
-                            "type": envelope.type,
-                            "outcome": "dead-lettered",
-                        }
-                    },
-                )
-                await msg.term()
-                return "dead-lettered"
-            if not isinstance(error, RetryLater):
-                log.exception("handler for %s %s failed; will retry", envelope.type, envelope.id)
-            await msg.nak(delay=self.retry_delay(delivered))
-            return "retry"
+            return await self._failed(msg, envelope, error)
         await msg.ack()
+        self.stats.acked += 1
+        if delivered > 1:
+            self._warned.pop(sequence, None)
+            await self._forget(metadata.stream, sequence)
         return "acked"
+
+    async def _failed(self, msg: Msg, envelope: Envelope, error: Exception) -> str:
+        metadata = msg.metadata
+        text = _describe(error, self._policy)
+        try:
+            failures = await self._ledger.record(
+                consumer=self.durable,
+                stream=metadata.stream,
+                sequence=metadata.sequence.stream,
+                error=text,
+            )
+        except Exception:
+            # The service's own database is out of reach (most likely what made the handler
+            # fail too): an outage is waited out, never counted towards a dead letter.
+            log.exception(
+                "handler for %s %s failed and the failure could not be counted; will retry",
+                envelope.type,
+                envelope.id,
+            )
+            await msg.nak(delay=self._policy.retry_max_seconds)
+            self.stats.failed += 1
+            return "failed"
+        if failures >= self._policy.failure_budget:
+            return await self._dead_letter(
+                msg, reason="failed", failures=failures, error=text, envelope=envelope
+            )
+        log.warning(
+            "handler for %s %s failed (%d of %d before dead-lettering): %s; will retry",
+            envelope.type,
+            envelope.id,
+            failures,
+            self._policy.failure_budget,
+            text,
+            exc_info=error,
+            extra={"fields": {"event_id": envelope.id, "type": envelope.type, "outcome": "failed"}},
+        )
+        await msg.nak(delay=self._policy.retry_delay(failures))
+        self.stats.failed += 1
+        return "failed"
+
+    async def _dead_letter(
+        self,
+        msg: Msg,
+        *,
+        reason: Reason,
+        failures: int,
+        error: str,
+        envelope: Envelope | None = None,
+    ) -> str:
+        record = DeadLetter.from_message(
+            msg,
+            service=self._service,
+            reason=reason,
+            failures=failures,
+            error=error,
+            event_type=envelope.type if envelope else "",
+            event_id=envelope.id if envelope else "",
+        )
+        try:
+            await publish_dead_letter(self._js, record)
+        except Exception:
+            log.exception(
+                "could not write %s %s to the dead-letter stream; it stays in %s and is retried",
+                record.event_type or "message",
+                record.event_id or record.stream_sequence,
+                self.durable,
+            )
+            await msg.nak(delay=self._policy.retry_max_seconds)
+            return "kept"
+        log.error(
+            "event dead-lettered: %s %s on %s (%s, %d deliveries, %d failures): %s",
+            record.event_type or "message",
+            record.event_id or f"#{record.stream_sequence}",
+            self.durable,
+            reason,
+            record.delivered,
+            failures,
+            error,
+            extra={
+                "fields": {
+                    "event_id": record.event_id,
+                    "type": record.event_type,
+                    "consumer": self.durable,
+                    "outcome": "dead-lettered",
+                }
+            },
+        )
+        await msg.term()
+        if reason == "unparseable":
+            self.stats.unparseable += 1
+        else:
+            self.stats.dead_lettered += 1
+        self._warned.pop(record.stream_sequence, None)
+        if failures:
+            await self._forget(record.stream, record.stream_sequence)
+        return "unparseable" if reason == "unparseable" else "dead_lettered"
+
+    async def _forget(self, stream: str, sequence: int) -> None:
+        try:
+            await self._ledger.clear(consumer=self.durable, stream=stream, sequence=sequence)
+        except Exception:
+            log.warning("could not clear the failure count of %s #%d", self.durable, sequence)
+
+    def _report_long_wait(self, msg: Msg, envelope: Envelope, wait: RetryLater) -> None:
+        threshold = self._policy.wait_warning_seconds
+        published = msg.metadata.timestamp
+        waited = time.time() - published.timestamp()
+        if waited < threshold:
+            return
+        sequence = msg.metadata.sequence.stream
+        now = time.monotonic()
+        last = self._warned.get(sequence)
+        if last is not None and now - last < threshold:
+            return
+        self._warned[sequence] = now
+        # Forget warnings about events other replicas have since handled.
+        for stale in [seq for seq, at in self._warned.items() if now - at > 2 * threshold]:
+            del self._warned[stale]
+        self.stats.long_waits += 1
+        log.warning(
+            "event waiting long: %s %s on %s has waited %.1f s (since it was published at %s) "
+            "for: %s; delivered %d times, still retried",
+            envelope.type,
+            envelope.id,
+            self.durable,
+            waited,
+            published.isoformat(),
+            wait,
+            msg.metadata.num_delivered,
+            extra={
+                "fields": {
+                    "event_id": envelope.id,
+                    "type": envelope.type,
+                    "consumer": self.durable,
+                    "outcome": "waiting",
+                    "waited_seconds": round(waited, 1),
+                }
+            },
+        )
+
+
+def _describe(error: Exception, policy: ConsumerPolicy) -> str:
+    if isinstance(error, TimeoutError):
+        return f"the handler took longer than {policy.handle_timeout_seconds:.0f} s"
+    return f"{type(error).__name__}: {error}"
 
 
 @dataclass
 class ListenerRunner:
-    """Runs a service's listeners, each on its own durable pull consumer, until stopped."""
+    """Runs a service's listeners, each on its own durable pull consumer, until stopped.
+
+    Each listener loop is supervised: if it dies (anything raised outside a handler, such as an
+    ack that fails), it is logged and started again, with a new subscription, after a back-off.
+    `stalled()` names the consumers that have made no progress for `policy.stall_seconds`
+    (readiness), and `lag()` reads each consumer's pending and redelivered counts from NATS.
+    """
 
     js: JetStreamContext
     service: str
     listeners: list[Listener[Any, Any]]
+    # Where real handler errors are counted: the service's own database (see common.failures).
+    ledger: FailureLedger
+    policy: ConsumerPolicy = field(default_factory=ConsumerPolicy)
     batch: int = 10
+    consumers: list[Consumer] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
         self._stopping.clear()
-        for listener in self.listeners:
-            durable = listener.durable_name(self.service)
-            subscription = await self.js.pull_subscribe(
-                listener.event.subject,
-                durable=durable,
-                stream=STREAM_NAME,
-                config=ConsumerConfig(
-                    durable_name=durable,
-                    ack_policy=AckPolicy.EXPLICIT,
-                    deliver_policy=DeliverPolicy.ALL,
-                    max_deliver=listener.max_deliver,
-                    ack_wait=listener.ack_wait_seconds,
-                    filter_subject=listener.event.subject,
-                ),
+        self.consumers = [
+            Consumer(
+                listener, js=self.js, service=self.service, policy=self.policy, ledger=self.ledger
             )
-            self._tasks.append(asyncio.create_task(self._run(listener, subscription)))
+            for listener in self.listeners
+        ]
+        for consumer in self.consumers:
+            subscription = await self._subscribe(consumer)
+            self._tasks.append(asyncio.create_task(self._supervise(consumer, subscription)))
 
-    async def _run(self, listener: Listener[Any, Any], subscription: Any) -> None:
+    async def _subscribe(self, consumer: Consumer) -> Any:
+        return await self.js.pull_subscribe(
+            consumer.subject,
+            durable=consumer.durable,
+            stream=STREAM_NAME,
+            config=ConsumerConfig(
+                durable_name=consumer.durable,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                # Unlimited: waiting (RetryLater) redelivers for as long as it takes, and real
+                # errors are counted apart, in the FailureLedger, against policy.failure_budget.
+                max_deliver=-1,
+                ack_wait=self.policy.ack_wait_seconds,
+                filter_subject=consumer.subject,
+            ),
+        )
+
+    async def _supervise(self, consumer: Consumer, subscription: Any) -> None:
+        """Run the consumer's loop until stopped; restart it whenever it dies."""
+        failures_in_a_row = 0
+        while True:
+            started = time.monotonic()
+            try:
+                if subscription is None:
+                    subscription = await self._subscribe(consumer)
+                await self._run(consumer, subscription)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if time.monotonic() - started > self.policy.stall_seconds:
+                    failures_in_a_row = 0  # it ran fine for a while: start the back-off over
+                failures_in_a_row += 1
+                consumer.stats.restarts += 1
+                delay = min(
+                    0.5 * 2 ** min(failures_in_a_row - 1, 10), self.policy.restart_max_seconds
+                )
+                log.exception(
+                    "listener %s died; restarting it in %.1f s",
+                    consumer.durable,
+                    delay,
+                    extra={"fields": {"consumer": consumer.durable, "outcome": "restarted"}},
+                )
+                await _unsubscribe(subscription)
+                subscription = None
+                try:
+                    async with asyncio.timeout(delay):
+                        await self._stopping.wait()
+                except TimeoutError:
+                    continue
+                return
+
+    def stalled(self) -> list[str]:
+        """Consumers with no completed fetch and no finished message for `stall_seconds`."""
+        return [
+            consumer.durable
+            for consumer in self.consumers
+            if consumer.idle_seconds() > self.policy.stall_seconds
+        ]
+
+    async def lag(self) -> list[dict[str, Any]]:
+        """Each consumer as NATS and this process see it: what is left to do, and the counters."""
+        report = []
+        for consumer in self.consumers:
+            entry: dict[str, Any] = {
+                "consumer": consumer.durable,
+                "subject": consumer.subject,
+                "idle_seconds": round(consumer.idle_seconds(), 3),
+                "stalled": consumer.idle_seconds() > self.policy.stall_seconds,
+                "counters": {
+                    name: value
+                    for name, value in vars(consumer.stats).items()
+                    if name != "last_progress"
+                },
+            }
+            try:
+                info = await self.js.consumer_info(STREAM_NAME, consumer.durable, timeout=2)
+            except Exception as error:
+                entry["error"] = f"{type(error).__name__}: {error}"
+            else:
+                entry |= {
+                    "pending": info.num_pending,
+                    "ack_pending": info.num_ack_pending,
+                    "redelivered": info.num_redelivered,
+                    "waiting_pulls": info.num_waiting,
+                }
+            report.append(entry)
+        return report
+
+    async def _run(self, consumer: Consumer, subscription: Any) -> None:
         loop = asyncio.get_running_loop()
         fetched_at = loop.time()
         while not self._stopping.is_set():
@@ -203,28 +549,36 @@ class ListenerRunner:
             except TimeoutError:
                 # An empty fetch: nats-py raises its own TimeoutError (a subclass) or the
                 # builtin one from the underlying wait, depending on where the wait ran out.
+                consumer.progressed()
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("fetching %s failed; retrying", listener.event.type_name())
+                log.exception("fetching %s failed; retrying", consumer.durable)
                 try:
                     async with asyncio.timeout(1):
                         await self._stopping.wait()
                 except TimeoutError:
                     pass
                 continue
+            consumer.progressed()
             for index, message in enumerate(messages):
                 if self._stopping.is_set():
                     await _give_back(messages[index:])
                     break
                 try:
-                    await listener.process(message)
+                    await consumer.process(message)
                 except asyncio.CancelledError:
                     # Stopped mid-handle: nothing was acknowledged, so the message (and those
                     # behind it) is redelivered; handlers are idempotent and version-checked.
                     await _give_back(messages[index:])
                     raise
+                except Exception:
+                    # An ack, nak or term that failed: the loop dies and is restarted (see
+                    # _supervise); what it held goes back for redelivery now if it can.
+                    await _give_back(messages[index:])
+                    raise
+                consumer.progressed()
         await _give_back_late(subscription, until=fetched_at + FETCH_SECONDS)
 
     def stop_fetching(self) -> None:
@@ -267,6 +621,17 @@ async def _give_back_late(subscription: Any, *, until: float) -> None:
         log.warning("could not give back %d message(s); redelivered after ack_wait", arrived)
         return
     await _give_back(late)
+
+
+async def _unsubscribe(subscription: Any) -> None:
+    """Drop a dead loop's subscription (its durable consumer stays on the server)."""
+    if subscription is None:
+        return
+    try:
+        async with asyncio.timeout(1):
+            await subscription.unsubscribe()
+    except Exception:
+        log.debug("could not unsubscribe a dead listener's subscription", exc_info=True)
 
 
 async def _give_back(messages: list[Msg]) -> None:

@@ -11,11 +11,12 @@ from fastapi import APIRouter, FastAPI, Request
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
+from common.consumers import consumers_router, listener_runner, listeners_ready, stream_limits
 from common.contract import ServiceContract
 from common.errors import install_error_handlers
 from common.health import health_router
 from common.logging import configure_logging
-from common.messaging import ListenerRunner, Publisher, connect_bus, ensure_stream
+from common.messaging import Publisher, connect_bus, ensure_stream
 from common.mongo import Database, DatabaseHandle
 from common.outbox import Outbox, OutboxRelay
 from common.request_guards import install_request_guards
@@ -109,17 +110,24 @@ def create_service_app(
         if setup is not None:
             await setup(runtime)
         runtime.nc, runtime.js = await connect_bus(settings.nats_url, name=contract.name)
-        await ensure_stream(runtime.js, replicas=settings.nats_stream_replicas)
+        await ensure_stream(
+            runtime.js, replicas=settings.nats_stream_replicas, limits=stream_limits(settings)
+        )
         runtime.publisher = Publisher(runtime.js)
         runtime.relay = OutboxRelay(
             [handle.database[name] for name in outbox_collections], runtime.publisher
         )
         runtime.outbox.attach(runtime.relay)
         runtime.relay.start()
-        runner = ListenerRunner(
-            runtime.js, contract.name, [cls(runtime) for cls in contract.listeners]
+        runner = await listener_runner(
+            js=runtime.js,
+            service=contract.name,
+            listeners=[cls(runtime) for cls in contract.listeners],
+            db=handle.database,
+            settings=settings,
         )
         await runner.start()
+        app.state.listeners = runner
         tasks = [asyncio.create_task(task(runtime)) for task in background]
         # From the signal on, listeners take no new messages while requests drain.
         clock.on_begin(runner.stop_fetching)
@@ -171,7 +179,10 @@ def create_service_app(
     )
     # Outermost: once shutdown begins, every request in flight gets an answer in time.
     app.add_middleware(BoundedRequests, clock=clock)
-    app.include_router(health_router({"mongo": mongo_ready, "nats": nats_ready}))
+    app.include_router(
+        health_router({"mongo": mongo_ready, "nats": nats_ready, "listeners": listeners_ready})
+    )
+    app.include_router(consumers_router())
     for router in routers:
         app.include_router(router)
     if snapshot is not None:

@@ -40,7 +40,55 @@ class ShutdownSettings(BaseSettings):
         return self
 
 
-class ServiceSettings(ShutdownSettings):
+class BusSettings(BaseSettings):
+    """How listeners retry, give up and report, and how large the event stream may grow.
+
+    docs/architecture.md ("Listeners: waiting, failing, dead letters" and "Stream limits") gives
+    the reasoning and the arithmetic behind each default.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # LISTENER_FAILURE_BUDGET: real errors (not RetryLater) a message may cause before it is
+    # written to the dead-letter stream and terminated.
+    listener_failure_budget: int = Field(default=10, gt=0)
+    # LISTENER_RETRY_BASE_SECONDS / LISTENER_RETRY_MAX_SECONDS: the redelivery delay doubles
+    # from the base and is capped at the max, for waiting (RetryLater) and for errors alike.
+    listener_retry_base_seconds: float = Field(default=0.2, gt=0)
+    listener_retry_max_seconds: float = Field(default=5.0, gt=0)
+    # LISTENER_WAIT_WARNING_SECONDS: an event still waiting for its predecessor this long after
+    # it was published is reported (a warning, again every such period), never dropped.
+    listener_wait_warning_seconds: float = Field(default=300.0, gt=0)
+    # LISTENER_STALL_SECONDS: /readyz turns red when a consumer has not completed a fetch (or
+    # finished a message) for this long.
+    listener_stall_seconds: float = Field(default=30.0, gt=0)
+    # LISTENER_ACK_WAIT_SECONDS: JetStream redelivers a message not acknowledged in this time;
+    # a handler is cut short (and that counts as an error) at 80 % of it.
+    listener_ack_wait_seconds: float = Field(default=30.0, gt=1)
+    # STREAM_MAX_AGE_SECONDS / STREAM_MAX_BYTES: the TICKETING stream's retention; when full,
+    # new publishes are refused (discard policy New) and wait in the outboxes.
+    stream_max_age_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+    stream_max_bytes: int = Field(default=8 * 1024**3, gt=0)
+    # STREAM_DUPLICATE_WINDOW_SECONDS: how long a republished event id is recognised and dropped.
+    stream_duplicate_window_seconds: float = Field(default=600.0, gt=0)
+    # DEAD_LETTER_MAX_BYTES: the dead-letter stream's size; when full, a message that should be
+    # dead-lettered stays in its consumer and is retried instead.
+    dead_letter_max_bytes: int = Field(default=1024**3, gt=0)
+
+    @model_validator(mode="after")
+    def _window_inside_retention(self) -> "BusSettings":
+        if self.stream_duplicate_window_seconds > self.stream_max_age_seconds:
+            raise ValueError(
+                "STREAM_DUPLICATE_WINDOW_SECONDS must not exceed STREAM_MAX_AGE_SECONDS"
+            )
+        if self.listener_retry_base_seconds > self.listener_retry_max_seconds:
+            raise ValueError(
+                "LISTENER_RETRY_BASE_SECONDS must not exceed LISTENER_RETRY_MAX_SECONDS"
+            )
+        return self
+
+
+class ServiceSettings(ShutdownSettings, BusSettings):
     """What every service needs: where its database and the bus are, and how to verify sessions.
 
     `MONGO_URL` unset means the embedded in-memory store (development and tests only).

@@ -4,6 +4,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from common.deadletter import StoredDeadLetter, dead_letters
 from common.events import Envelope, Event, parse_envelope
 from common.messaging import STREAM_NAME, Publisher
 from nats.aio.client import Client as NatsClient
@@ -106,6 +107,10 @@ class TestBus:
             return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
         await wait_until(idle, timeout=timeout, message=f"consumer {durable} still busy")
+
+    async def dead_letters(self) -> list[StoredDeadLetter]:
+        """Every record in the dead-letter stream, oldest first."""
+        return [stored async for stored in dead_letters(self.js)]
 
     async def wait_redelivered(self, durable: str, *, timeout: float = 10.0) -> Any:
         """The durable consumer's info once it has had to deliver some message again."""

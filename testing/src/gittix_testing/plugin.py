@@ -9,6 +9,7 @@ import httpx
 import nats
 import pytest
 from common.auth import SESSION_COOKIE, sign_session
+from common.deadletter import DEAD_LETTER_STREAM
 from common.messaging import STREAM_NAME, ensure_stream
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -18,6 +19,9 @@ from gittix_testing.app import http_client, running
 from gittix_testing.bus import EventRecorder, TestBus, subscribe_recorder
 from gittix_testing.processes import ManagedProcess, start_localstripe, start_nats_server
 from gittix_testing.waiting import wait_until, within
+
+# Where each asyncio task waits, printed just before pytest-timeout ends a stuck test.
+pytest_plugins = ["gittix_testing.hang_report"]
 
 BUS_CLOSE_SECONDS = 10.0
 
@@ -84,10 +88,11 @@ async def bus(nats_url: str) -> AsyncIterator[TestBus]:
     """The real bus with a freshly created stream (no events or consumers from other tests)."""
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    try:
-        await js.delete_stream(STREAM_NAME)
-    except nats.js.errors.NotFoundError:
-        pass
+    for stream in (STREAM_NAME, DEAD_LETTER_STREAM):
+        try:
+            await js.delete_stream(stream)
+        except nats.js.errors.NotFoundError:
+            pass
     await ensure_stream(js)
     recorder = EventRecorder()
     subscription = await subscribe_recorder(js, recorder)
