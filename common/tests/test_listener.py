@@ -14,6 +14,7 @@ from common.messaging import ConsumerPolicy, Listener, ListenerRunner, RetryLate
 from gittix_testing import TestBus
 from gittix_testing.waiting import wait_until
 from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig
 
 DURABLE = "svc-ticket-created-v1"
 # Short delays so that many redeliveries take a fraction of a second.
@@ -326,3 +327,26 @@ def test_retry_delay_backs_off_is_capped_and_never_overflows() -> None:
     assert delays[:3] == [0.05, 0.1, 0.2]
     assert max(delays) == 5.0
     assert policy.retry_delay(100_000) == 5.0  # a wait of days: still the cap, no overflow
+
+
+async def test_a_consumer_left_by_an_older_version_is_brought_up_to_date(
+    bus: TestBus, start: Any
+) -> None:
+    # Created as the listeners before this change did: giving up after ten deliveries.
+    await bus.js.add_consumer(
+        "TICKETING",
+        ConsumerConfig(
+            durable_name=DURABLE,
+            ack_policy=AckPolicy.EXPLICIT,
+            max_deliver=10,
+            ack_wait=30,
+            filter_subject=TicketCreated.subject,
+        ),
+    )
+    listener = RecordingListener()
+    listener.not_yet_first = 15
+    await start(listener)
+    await bus.publish(ticket())
+
+    await asyncio.wait_for(listener.done.wait(), 20)
+    assert (await bus.consumer_info(DURABLE)).config.max_deliver == -1

@@ -88,9 +88,21 @@ async def ensure_stream(
             await js.update_stream(config)
 
 
+def inbox_prefix(service: str) -> str:
+    """Where `service`'s replies and pulled messages arrive: a prefix of its own, so its NATS
+    user may subscribe there and nowhere else (common.bus_permissions)."""
+    return f"_INBOX_{service}"
+
+
 async def connect_bus(url: str, *, name: str) -> tuple[NatsClient, JetStreamContext]:
+    """Connect as service `name`; `url` may carry its NATS user and password (user:pass@)."""
     nc = await nats.connect(
-        url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
+        url,
+        name=name,
+        inbox_prefix=inbox_prefix(name),
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
     )
     return nc, nc.jetstream()
 
@@ -449,20 +461,21 @@ class ListenerRunner:
             self._tasks.append(asyncio.create_task(self._supervise(consumer, subscription)))
 
     async def _subscribe(self, consumer: Consumer) -> Any:
+        config = ConsumerConfig(
+            durable_name=consumer.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            # Unlimited: waiting (RetryLater) redelivers for as long as it takes, and real
+            # errors are counted apart, in the FailureLedger, against policy.failure_budget.
+            max_deliver=-1,
+            ack_wait=self.policy.ack_wait_seconds,
+            filter_subject=consumer.subject,
+        )
+        # Create or update: pull_subscribe alone keeps an existing durable's old settings (one
+        # left by an earlier version with max_deliver=10 would go on giving up).
+        await self.js.add_consumer(STREAM_NAME, config=config)
         return await self.js.pull_subscribe(
-            consumer.subject,
-            durable=consumer.durable,
-            stream=STREAM_NAME,
-            config=ConsumerConfig(
-                durable_name=consumer.durable,
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                # Unlimited: waiting (RetryLater) redelivers for as long as it takes, and real
-                # errors are counted apart, in the FailureLedger, against policy.failure_budget.
-                max_deliver=-1,
-                ack_wait=self.policy.ack_wait_seconds,
-                filter_subject=consumer.subject,
-            ),
+            consumer.subject, durable=consumer.durable, stream=STREAM_NAME, config=config
         )
 
     async def _supervise(self, consumer: Consumer, subscription: Any) -> None:
