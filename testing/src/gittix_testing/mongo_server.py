@@ -188,8 +188,13 @@ class Store:
         return {"lastErrorObject": last, "value": value, "ok": 1.0}
 
     def create_indexes(self, collection: Any, body: Reply) -> Reply:
-        before = len(collection.index_information())
+        existing = collection.index_information()
+        before = len(existing)
         for spec in body.get("indexes", []):
+            if spec.get("name") in existing:
+                # As on MongoDB, asking again for an index that exists changes nothing
+                # (mongomock would re-check uniqueness ignoring a partial filter).
+                continue
             options = {key: value for key, value in spec.items() if key not in ("key", "v")}
             collection.create_index(list(spec["key"].items()), **options)
         after = len(collection.index_information())
