@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 import nats
+from common.deadletter import DEAD_LETTER_STREAM
 from common.messaging import STREAM_NAME
 from common.snapshot import INTERNAL_SNAPSHOT_PATH, Snapshot
 from nats.js.errors import NotFoundError
@@ -47,14 +48,6 @@ DATA_SERVICES = tuple(s.name for s in SERVICES if s.owns_data)
 OPEN_STATUSES = ("created", "awaiting_payment")
 ACTIVE_STATUSES = ("created", "awaiting_payment", "completed")
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
-
-
-def _dead_letter_stream() -> str:
-    """The dead-letter stream's name, from common.messaging once it defines it."""
-    import common.messaging
-
-    # getattr: the stream and its constant arrive with the dead-letter change (issue 11).
-    return str(getattr(common.messaging, "DEAD_LETTER_STREAM", "DEAD_LETTERS"))
 
 
 class UnreadableError(RuntimeError):
@@ -108,7 +101,7 @@ class Report:
         lines.append(f"consumers' backlog: {pending} message(s)" + (f" ({busy})" if busy else ""))
         lines.append(f"double sales: {len(self.double_sales)}")
         lines += [f"  {sale}" for sale in self.double_sales]
-        lines.append(f"dead letters: {self.dead_letters} (stream {_dead_letter_stream()})")
+        lines.append(f"dead letters: {self.dead_letters} (stream {DEAD_LETTER_STREAM})")
         lines.append(f"differences: {len(self.differences)}")
         lines += [f"  {difference}" for difference in self.differences]
         lines.append("OK: every replica matches its source" if self.clean else "NOT CONSISTENT")
@@ -385,7 +378,7 @@ async def _bus_state(nats_url: str) -> tuple[int, dict[str, int]]:
     try:
         js = nc.jetstream()
         try:
-            info = await js.stream_info(_dead_letter_stream())
+            info = await js.stream_info(DEAD_LETTER_STREAM)
             dead_letters = int(info.state.messages)
         except NotFoundError:
             dead_letters = 0  # no dead-letter stream: nothing was ever dead-lettered into one
