@@ -19,6 +19,7 @@ from common.events import (
     TicketUpdated,
 )
 from gittix_testing import TestBus
+from gittix_testing.waiting import wait_until
 
 TicketForSale = Callable[..., Awaitable[TicketCreated]]
 PlaceOrder = Callable[..., Awaitable[dict[str, Any]]]
@@ -117,6 +118,43 @@ async def test_an_update_for_an_unknown_ticket_is_applied_once_the_ticket_arrive
 
     response = await order_ticket(client, buyer, ticket_id)
     assert response.json()["ticket"] == {"id": ticket_id, "title": "Updated", "price": 30}
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Redeliver every few tens of milliseconds (read when the app starts), so that many times
+    # the ten deliveries after which listeners used to give up pass in well under a second.
+    monkeypatch.setenv("LISTENER_RETRY_BASE_SECONDS", "0.01")
+    monkeypatch.setenv("LISTENER_RETRY_MAX_SECONDS", "0.03")
+
+
+async def test_an_update_long_ahead_of_its_ticket_is_applied_when_the_ticket_finally_comes(
+    quick_retries: None,
+    client: httpx.AsyncClient,
+    buyer: Headers,
+    bus: TestBus,
+    events: Any,
+    settle: Settle,
+) -> None:
+    ticket_id = str(ObjectId())
+    await bus.publish(events.ticket_updated(ticket_id, 1, title="Edited", price="77"))
+
+    async def waits() -> bool:
+        consumers = (await client.get("/consumers")).json()["consumers"]
+        [updated] = [c for c in consumers if c["consumer"] == "orders-ticket-updated-v1"]
+        return bool(updated["counters"]["waiting"] >= 40)
+
+    # Forty redeliveries: four times the old give-up point (10 deliveries, ~26 s by default).
+    await wait_until(waits, timeout=20, message="the update was not redelivered 40 times")
+    assert (await order_ticket(client, buyer, ticket_id)).status_code == 404
+
+    await bus.publish(events.ticket_created(ticket_id, title="Original", price="10"))
+    await settle(TicketCreated)
+    await settle(TicketUpdated)
+
+    response = await order_ticket(client, buyer, ticket_id)
+    assert response.json()["ticket"] == {"id": ticket_id, "title": "Edited", "price": 77}
+    assert await bus.dead_letters() == []
 
 
 async def test_the_replica_orderid_does_not_lock_the_ticket(

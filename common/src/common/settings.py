@@ -60,8 +60,9 @@ class BusSettings(BaseSettings):
     # it was published is reported (a warning, again every such period), never dropped.
     listener_wait_warning_seconds: float = Field(default=300.0, gt=0)
     # LISTENER_STALL_SECONDS: /readyz turns red when a consumer has not completed a fetch (or
-    # finished a message) for this long.
-    listener_stall_seconds: float = Field(default=30.0, gt=0)
+    # finished a message) for this long. An idle consumer completes an empty fetch every second,
+    # so anything under two seconds would call an idle consumer stalled.
+    listener_stall_seconds: float = Field(default=30.0, ge=2)
     # LISTENER_ACK_WAIT_SECONDS: JetStream redelivers a message not acknowledged in this time;
     # a handler is cut short (and that counts as an error) at 80 % of it.
     listener_ack_wait_seconds: float = Field(default=30.0, gt=1)
