@@ -45,8 +45,9 @@ test-system:
 
 # Every service's suite 10 times, each round in a new random order (seed printed), while
 # scripts/burn_cpu.py keeps every core busy; fails if any run fails.
+STRESS_ROUNDS ?= 10
 test-stress: install
-	$(UV) run --no-sync python scripts/stress_tests.py --uv $(UV) --rounds 10 $(SERVICES)
+	$(UV) run --no-sync python scripts/stress_tests.py --uv $(UV) --rounds $(STRESS_ROUNDS) $(SERVICES)
 
 docs: install
 	$(UV) run --no-sync python -m devserver.docs write

@@ -73,6 +73,8 @@ def main() -> int:
                     began = time.monotonic()
                     code = subprocess.run(command, cwd=REPO, check=False).returncode
                     runs.append(Run(number, suite, seed, code == 0, time.monotonic() - began))
+        except KeyboardInterrupt:
+            print("\ninterrupted: the summary covers the runs that finished", flush=True)
         finally:
             if burner is not None:
                 burner.terminate()
@@ -80,7 +82,7 @@ def main() -> int:
         total = time.monotonic() - started
         failed = [run for run in runs if not run.passed]
         print("\n=== stress summary ===")
-        print(f"runs: {len(runs)} ({args.rounds} rounds x {len(args.suites)} suites)")
+        print(f"runs: {len(runs)} of {args.rounds} rounds x {len(args.suites)} suites")
         print(f"failures: {len(failed)}")
         for run in failed:
             print(f"  FAILED {run.suite} round {run.round} (replay: --randomly-seed={run.seed})")
