@@ -15,7 +15,7 @@ from typing import Literal
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RawStreamMsg, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 from pydantic import BaseModel, ConfigDict
 
 DEAD_LETTER_STREAM = "TICKETING_DLQ"
@@ -24,6 +24,8 @@ DEAD_LETTER_PREFIX = "deadletter"
 DEAD_LETTER_SUBJECTS = [f"{DEAD_LETTER_PREFIX}.>"]
 
 Reason = Literal["failed", "unparseable"]
+# JetStream's error code for deleting a message that is not (or no longer) in the stream.
+NO_MESSAGE_FOUND = 10057
 
 
 def dead_letter_subject(consumer: str) -> str:
@@ -187,6 +189,10 @@ async def remove_dead_letter(js: JetStreamContext, sequence: int) -> bool:
         return bool(await js.delete_msg(DEAD_LETTER_STREAM, sequence))
     except NotFoundError:
         return False
+    except APIError as error:
+        if error.err_code == NO_MESSAGE_FOUND:
+            return False
+        raise
 
 
 def replay_headers(record: DeadLetter, sequence: int) -> Mapping[str, str]:
