@@ -427,9 +427,20 @@ def test_the_release_manifests_run_the_images_the_workflow_publishes(
     }
     ours = {image for image in running if "gittix" in image}
     assert ours == {f"{published[s]}:{SHA}" for s in IMAGE_SERVICES}
-    # The base the release is made from is the one skaffold deploys, names and all.
+    # The base the release is made from is the one skaffold deploys: the names the release
+    # replaces are exactly the images skaffold builds and substitutes under `skaffold dev`.
     base = kustomize(REPO_ROOT / render["env"]["BASE"])
     assert len(rendered) == len(base)
+    replaced = {
+        container["image"]
+        for obj in base
+        if obj["kind"] in {"Deployment", "StatefulSet"}
+        for container in obj["spec"]["template"]["spec"]["containers"]
+        if container["image"] not in running
+    }
+    skaffold = yaml.safe_load((REPO_ROOT / "skaffold.yaml").read_text())
+    assert replaced == {artifact["image"] for artifact in skaffold["build"]["artifacts"]}
+    assert replaced == {f"gittix/{s}" for s in IMAGE_SERVICES}
 
 
 def test_the_release_render_fails_when_an_image_is_left_unpublished(
