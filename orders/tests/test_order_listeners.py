@@ -1,16 +1,21 @@
 """What orders hears: the tickets replica (in order, out of order, twice, unknown), expiry and
 charge outcomes. Every order change bumps the version by one and is announced."""
 
+import io
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from bson import ObjectId
+from common.deadletter import DeadLetter, publish_dead_letter
+from common.dlq import run
 from common.events import (
     ChargeCreated,
     ChargeUpdated,
+    Envelope,
     OrderCancelled,
     OrderCreated,
     OrderExpired,
@@ -154,6 +159,54 @@ async def test_an_update_long_ahead_of_its_ticket_is_applied_when_the_ticket_fin
 
     response = await order_ticket(client, buyer, ticket_id)
     assert response.json()["ticket"] == {"id": ticket_id, "title": "Edited", "price": 77}
+    assert await bus.dead_letters() == []
+
+
+def dead_letter_of(event: TicketUpdated, *, sequence: int) -> DeadLetter:
+    """A TicketUpdated as orders' consumer would have dead-lettered it (stream sequence given)."""
+    envelope = Envelope.wrap(event)
+    return DeadLetter(
+        subject=envelope.subject,
+        headers={"Nats-Msg-Id": envelope.id},
+        payload=envelope.to_bytes().decode(),
+        service="orders",
+        consumer="orders-ticket-updated-v1",
+        stream="TICKETING",
+        stream_sequence=sequence,
+        delivered=10,
+        failures=10,
+        reason="failed",
+        last_error="OperationFailure: not primary",
+        dead_lettered_at=datetime.now(UTC),
+        event_type=envelope.type,
+        event_id=envelope.id,
+    )
+
+
+async def test_replaying_a_dead_letter_twice_leaves_the_replica_at_its_latest_version(
+    client: httpx.AsyncClient,
+    buyer: Headers,
+    ticket_for_sale: TicketForSale,
+    bus: TestBus,
+    events: Any,
+    settle: Settle,
+) -> None:
+    ticket = await ticket_for_sale(title="Concert", price="10")
+    lost_update = events.ticket_updated(ticket.id, 1, title="Edited", price="77")
+    # The same event dead-lettered twice (say, replayed once already and failed again).
+    for sequence in (101, 102):
+        await publish_dead_letter(bus.js, dead_letter_of(lost_update, sequence=sequence))
+    first, second = await bus.dead_letters()
+
+    assert await run(["replay", str(first.sequence)], nats_url=bus.url, out=io.StringIO()) == 0
+    await settle(TicketUpdated)
+    await bus.publish(events.ticket_updated(ticket.id, 2, title="Edited again", price="80"))
+    await settle(TicketUpdated)
+    assert await run(["replay", str(second.sequence)], nats_url=bus.url, out=io.StringIO()) == 0
+    await settle(TicketUpdated)
+
+    response = await order_ticket(client, buyer, ticket.id)
+    assert response.json()["ticket"] == {"id": ticket.id, "title": "Edited again", "price": 80}
     assert await bus.dead_letters() == []
 
 
