@@ -110,3 +110,8 @@ async def test_consumers_shows_each_consumers_lag_and_counters(
     done = await wait_until(caught_up, timeout=10, message="the consumer never caught up")
     assert (done["pending"], done["ack_pending"], done["stalled"]) == (0, 0, False)
     assert done["counters"]["restarts"] == 0 and done["counters"]["dead_lettered"] == 0
+    body = (await service.get("/consumers")).json()
+    events = body["streams"]["TICKETING"]
+    assert events["messages"] == 4 and events["bytes"] > 0
+    assert events["used_fraction"] == pytest.approx(events["bytes"] / events["max_bytes"])
+    assert body["streams"]["TICKETING_DLQ"]["messages"] == 0

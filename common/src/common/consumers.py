@@ -5,8 +5,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from nats.js import JetStreamContext
 
+from common.deadletter import DEAD_LETTER_STREAM
 from common.failures import FAILURES_COLLECTION, FailureLedger
-from common.messaging import ConsumerPolicy, Listener, ListenerRunner, StreamLimits
+from common.messaging import (
+    STREAM_NAME,
+    ConsumerPolicy,
+    Listener,
+    ListenerRunner,
+    StreamLimits,
+)
 from common.mongo import Database
 from common.settings import BusSettings
 
@@ -55,17 +62,42 @@ async def listeners_ready(request: Request) -> bool:
     return runner is not None and not runner.stalled()
 
 
+async def streams(js: JetStreamContext) -> dict[str, Any]:
+    """How full each stream is (the alert on the event stream fires well before it refuses
+    publishes) and how many dead letters wait for someone."""
+    report: dict[str, Any] = {}
+    for name in (STREAM_NAME, DEAD_LETTER_STREAM):
+        try:
+            info = await js.stream_info(name)
+        except Exception as error:
+            report[name] = {"error": f"{type(error).__name__}: {error}"}
+            continue
+        max_bytes = info.config.max_bytes or 0
+        report[name] = {
+            "messages": info.state.messages,
+            "bytes": info.state.bytes,
+            "max_bytes": max_bytes,
+            "used_fraction": info.state.bytes / max_bytes if max_bytes > 0 else None,
+        }
+    return report
+
+
 def consumers_router() -> APIRouter:
     """GET /consumers on the service's own port (the entry point routes only /api/*): each
-    consumer's pending, ack-pending and redelivered counts from NATS, and this process's
-    counters (acked, waiting, failed, dead-lettered, restarts, seconds since progress)."""
+    consumer's pending, ack-pending and redelivered counts from NATS, this process's counters
+    (acked, waiting, failed, dead-lettered, restarts, seconds since progress), and how full the
+    event and dead-letter streams are."""
     router = APIRouter(include_in_schema=False)
 
     @router.get("/consumers")
     async def consumers(request: Request) -> dict[str, Any]:
         runner = _runner(request)
         if runner is None:
-            return {"consumers": [], "stalled": []}
-        return {"consumers": await runner.lag(), "stalled": runner.stalled()}
+            return {"consumers": [], "stalled": [], "streams": {}}
+        return {
+            "consumers": await runner.lag(),
+            "stalled": runner.stalled(),
+            "streams": await streams(runner.js),
+        }
 
     return router
