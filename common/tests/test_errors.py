@@ -4,12 +4,19 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from common.errors import (
-    ForbiddenError,
-    NotFoundError,
-    PaymentRequiredError,
-    install_error_handlers,
+from common.domain_errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    InvalidState,
+    NotFound,
+    PaymentDeclined,
+    RateLimited,
+    Unauthenticated,
+    Unavailable,
 )
+from common.errors import install_error_handlers
 from common.types import CamelModel, Price
 from fastapi import FastAPI
 from gittix_testing import http_client
@@ -31,15 +38,15 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
     @app.get("/forbidden")
     async def forbidden() -> None:
-        raise ForbiddenError()
+        raise Forbidden()
 
     @app.get("/declined")
     async def declined() -> None:
-        raise PaymentRequiredError("Your card was declined.")
+        raise PaymentDeclined("Your card was declined.")
 
     @app.get("/missing")
     async def missing() -> None:
-        raise NotFoundError("Ticket not found")
+        raise NotFound("Ticket not found")
 
     @app.get("/boom")
     async def boom() -> None:
@@ -108,3 +115,59 @@ async def test_wrong_method_is_405_in_the_common_format(client: httpx.AsyncClien
 
     assert response.status_code == 405
     assert response.json() == {"errors": [{"message": "Method not allowed"}]}
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "body"),
+    [
+        (
+            Conflict("Email in use", field="email"),
+            400,
+            {"message": "Email in use", "field": "email"},
+        ),
+        (
+            InvalidState("Cannot edit a reserved ticket"),
+            400,
+            {"message": "Cannot edit a reserved ticket"},
+        ),
+        (Invalid("Bad"), 400, {"message": "Bad"}),
+        (Unauthenticated(), 401, {"message": "Not authorized"}),
+        (Forbidden("Not yours"), 403, {"message": "Not yours"}),
+        (NotFound(), 404, {"message": "Not found"}),
+        (
+            Unavailable("Payment service unavailable"),
+            503,
+            {"message": "Payment service unavailable"},
+        ),
+    ],
+)
+async def test_domain_errors_become_their_http_status_at_the_edge(
+    error: DomainError, status: int, body: dict[str, str]
+) -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/rule")
+    async def rule() -> None:
+        raise error
+
+    async with http_client(app) as http:
+        response = await http.get("/rule")
+
+    assert response.status_code == status
+    assert response.json() == {"errors": [body]}
+
+
+async def test_rate_limited_is_429_with_retry_after() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/again")
+    async def again() -> None:
+        raise RateLimited("Slow down", retry_after_seconds=7)
+
+    async with http_client(app) as http:
+        response = await http.get("/again")
+
+    assert (response.status_code, response.headers["Retry-After"]) == (429, "7")
+    assert response.json() == {"errors": [{"message": "Slow down"}]}

@@ -3,7 +3,8 @@
 from typing import Any
 
 import httpx
-from common.errors import NotFoundError, install_error_handlers
+from common.domain_errors import NotFound
+from common.errors import install_error_handlers
 from fastapi import FastAPI
 from pydantic import BaseModel
 
@@ -19,7 +20,7 @@ def make_app() -> FastAPI:
     @app.post("/api/things/{thing_id}")
     async def update_thing(thing_id: str, body: Body) -> Body:
         if thing_id == "missing":
-            raise NotFoundError("Thing not found")
+            raise NotFound("Thing not found")
         return body
 
     return app

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from common.errors import TooManyRequestsError
+from common.domain_errors import RateLimited
 from common.rate_limit import RateLimit, create_rate_limit_indexes
 from common.types import utc_now
 
@@ -34,7 +34,7 @@ async def test_hits_within_the_budget_pass_and_the_next_is_429_with_retry_after(
     for second in range(3):
         await orders.hit(db, "alice", now=start + timedelta(seconds=second))
 
-    with pytest.raises(TooManyRequestsError) as refused:
+    with pytest.raises(RateLimited) as refused:
         await orders.hit(db, "alice", now=start + timedelta(seconds=10, milliseconds=500))
 
     assert refused.value.message == "Slow down"
@@ -46,12 +46,12 @@ async def test_the_budget_comes_back_when_the_window_ends(db: Any, start: dateti
     orders = limit()
     for _ in range(3):
         await orders.hit(db, "alice", now=start)
-    with pytest.raises(TooManyRequestsError):
+    with pytest.raises(RateLimited):
         await orders.hit(db, "alice", now=start + timedelta(seconds=59, milliseconds=999))
 
     for _ in range(3):
         await orders.hit(db, "alice", now=start + timedelta(seconds=60))
-    with pytest.raises(TooManyRequestsError) as refused:
+    with pytest.raises(RateLimited) as refused:
         await orders.hit(db, "alice", now=start + timedelta(seconds=61))
     assert refused.value.retry_after_seconds == 59
 
@@ -60,7 +60,7 @@ async def test_refused_hits_do_not_stretch_the_window(db: Any, start: datetime) 
     orders = limit(limit=1)
     await orders.hit(db, "alice", now=start)
     for second in (10, 20, 59):
-        with pytest.raises(TooManyRequestsError):
+        with pytest.raises(RateLimited):
             await orders.hit(db, "alice", now=start + timedelta(seconds=second))
 
     await orders.hit(db, "alice", now=start + timedelta(seconds=60))
@@ -72,5 +72,5 @@ async def test_each_key_and_each_action_has_its_own_budget(db: Any, start: datet
     await orders.hit(db, "bob", now=start)
     await signups.hit(db, "alice", now=start)
 
-    with pytest.raises(TooManyRequestsError):
+    with pytest.raises(RateLimited):
         await orders.hit(db, "alice", now=start)

@@ -41,7 +41,9 @@ def test_env_overrides_reach_services_and_only_auth_holds_the_private_key(
     pids = system.system.pids()
     auth, client = environment_of(pids["auth"]), environment_of(pids["client"])
     assert auth["ORDER_EXPIRATION_SECONDS"] == client["ORDER_EXPIRATION_SECONDS"] == "3"
-    assert auth["NATS_URL"] == system.nats_url
+    # Each service is on the bus as its own user, never as the admin the tests use.
+    assert auth["NATS_URL"] == system.system.bus_url("auth") != system.nats_url
+    assert "NATS_URL" not in client
     assert "PRIVATE KEY" in auth["JWT_PRIVATE_KEY"]
     assert client.get("JWT_PRIVATE_KEY", "") == ""
     assert "PUBLIC KEY" in client["JWT_PUBLIC_KEY"]

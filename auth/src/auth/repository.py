@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from common.errors import BadRequestError
+from common.domain_errors import Conflict
 from common.events import UserCreated, UserUpdated
 from common.mongo import Database
 from common.outbox import Outbox
@@ -41,7 +41,7 @@ async def create_user(
     try:
         return await outbox.insert_one(db[USERS], document, event)
     except DuplicateKeyError:
-        raise BadRequestError("Email in use", field="email") from None
+        raise Conflict("Email in use", field="email") from None
 
 
 async def find_by_email(db: Database, *, email: str) -> dict[str, Any] | None:

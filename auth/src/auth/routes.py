@@ -5,7 +5,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from common.auth import SESSION_COOKIE, CurrentUser, RequiredUser, sign_session
-from common.errors import BadRequestError, NotAuthorizedError, TooManyRequestsError
+from common.domain_errors import Invalid, RateLimited, Unauthenticated
 from common.mongo import DatabaseDep, parse_object_id
 from common.types import utc_now
 from fastapi import APIRouter, Depends, Request, Response, status
@@ -75,8 +75,9 @@ async def signin(
     locked_until = await repository.signin_locked_until(db, email=body.email)
     if locked_until is not None:
         wait = max(1, math.ceil((locked_until - utc_now()).total_seconds()))
-        raise TooManyRequestsError(
-            f"Too many failed sign-in attempts; try again in {wait} seconds", wait
+        raise RateLimited(
+            f"Too many failed sign-in attempts; try again in {wait} seconds",
+            retry_after_seconds=wait,
         )
     user = await repository.find_by_email(db, email=body.email)
     valid = await verify_password(body.password, user["password"] if user else None)
@@ -87,7 +88,7 @@ async def signin(
             free_attempts=settings.signin_free_attempts,
             max_lockout_seconds=settings.signin_max_lockout_seconds,
         )
-        raise BadRequestError(INVALID_CREDENTIALS)
+        raise Invalid(INVALID_CREDENTIALS)
     await repository.clear_failed_signins(db, email=body.email)
     _start_session(response, settings, user_id=str(user["_id"]), email=user["email"])
     return UserOut(id=str(user["_id"]), email=user["email"])
@@ -112,9 +113,9 @@ async def change_password(
 ) -> UserOut:
     stored = await repository.find_by_id(db, user_id=parse_object_id(user.id))
     if stored is None:
-        raise NotAuthorizedError()
+        raise Unauthenticated()
     if not await verify_password(body.current_password, stored["password"]):
-        raise BadRequestError("Current password is incorrect", field="currentPassword")
+        raise Invalid("Current password is incorrect", field="currentPassword")
     new_hash = await hash_password(body.new_password)
     updated = await repository.change_password(
         db, runtime.outbox, user=stored, password_hash=new_hash

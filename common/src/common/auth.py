@@ -7,7 +7,7 @@ import jwt
 from fastapi import Depends, Request
 from pydantic import BaseModel
 
-from common.errors import NotAuthorizedError
+from common.domain_errors import Unauthenticated
 from common.types import utc_now
 
 SESSION_COOKIE = "session"
@@ -58,7 +58,7 @@ def current_user(request: Request) -> UserPayload | None:
 
 def require_user(user: Annotated[UserPayload | None, Depends(current_user)]) -> UserPayload:
     if user is None:
-        raise NotAuthorizedError()
+        raise Unauthenticated()
     return user
 
 

@@ -1,4 +1,8 @@
-"""The error types every service raises and the handlers that render them as {"errors": [...]}."""
+"""The edge: each domain error's HTTP status (one table), and one JSON format for every error.
+
+Ours, validation, bad JSON, unknown routes and crashes are all rendered as
+{"errors": [{"message", "field"?}]}.
+"""
 
 import json
 import logging
@@ -9,88 +13,44 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from common.domain_errors import (
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PaymentDeclined,
+    RateLimited,
+    Unauthenticated,
+    Unavailable,
+)
 from common.openapi import document_errors
 
 log = logging.getLogger("common.errors")
 
 
-class AppError(Exception):
-    """An error a client should see, with its HTTP status."""
-
-    status_code = 400
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-    def errors(self) -> list[dict[str, Any]]:
-        error: dict[str, Any] = {"message": self.message}
-        if self.field is not None:
-            error["field"] = self.field
-        return [error]
+# The one place a domain error becomes an HTTP status. The most specific class listed wins, so
+# Conflict and InvalidState answer 400 through Invalid until they are given their own line.
+HTTP_STATUS: dict[type[DomainError], int] = {
+    DomainError: 400,
+    Invalid: 400,
+    Unauthenticated: 401,
+    PaymentDeclined: 402,
+    Forbidden: 403,
+    NotFound: 404,
+    RateLimited: 429,
+    Unavailable: 503,
+}
 
 
-class BadRequestError(AppError):
-    status_code = 400
+def http_status(error: DomainError) -> int:
+    return next(HTTP_STATUS[cls] for cls in type(error).__mro__ if cls in HTTP_STATUS)
 
 
-class NotAuthorizedError(AppError):
-    """Not signed in (401)."""
-
-    status_code = 401
-
-    def __init__(self, message: str = "Not authorized") -> None:
-        super().__init__(message)
-
-
-class ForbiddenError(AppError):
-    """Signed in but not allowed (403)."""
-
-    status_code = 403
-
-    def __init__(self, message: str = "Forbidden") -> None:
-        super().__init__(message)
-
-
-class NotFoundError(AppError):
-    status_code = 404
-
-    def __init__(self, message: str = "Not found") -> None:
-        super().__init__(message)
-
-
-class PaymentRequiredError(AppError):
-    """The card was declined (402)."""
-
-    status_code = 402
-
-
-class TooManyRequestsError(AppError):
-    """Slow down (429); `retry_after_seconds` goes out as the Retry-After header."""
-
-    status_code = 429
-
-    def __init__(self, message: str, retry_after_seconds: int) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = retry_after_seconds
-
-
-class ServiceUnavailableError(AppError):
-    """A dependency (Stripe, the database, the bus) cannot be reached right now (503)."""
-
-    status_code = 503
-
-
-class RequestValidationFailed(AppError):
-    """Several field errors at once, from request validation."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__(errors[0]["message"] if errors else "Invalid request")
-        self._errors = errors
-
-    def errors(self) -> list[dict[str, Any]]:
-        return self._errors
+def _error_entry(error: DomainError) -> dict[str, Any]:
+    entry: dict[str, Any] = {"message": error.message}
+    if error.field is not None:
+        entry["field"] = error.field
+    return entry
 
 
 def error_response(status_code: int, errors: list[dict[str, Any]]) -> JSONResponse:
@@ -119,10 +79,10 @@ def _describe(error: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-async def _app_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
-    response = error_response(exc.status_code, exc.errors())
-    if isinstance(exc, TooManyRequestsError):
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    response = error_response(http_status(exc), [_error_entry(exc)])
+    if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after_seconds)
     return response
 
@@ -152,7 +112,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Render every error (ours, validation, bad JSON, unknown routes) in the common format, and
     say so in the app's OpenAPI document."""
     document_errors(app)
-    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(json.JSONDecodeError, _validation_error_from_json)

@@ -462,6 +462,10 @@ class ListenerRunner:
 
     async def _subscribe(self, consumer: Consumer) -> Any:
         config = ConsumerConfig(
+            # Named as well: created through CONSUMER.CREATE.<stream>.<name>.<filter>, the one
+            # subject the service's NATS user is allowed for it, so a service can only ever have
+            # its own consumers with its own filters (common.bus_permissions).
+            name=consumer.durable,
             durable_name=consumer.durable,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,

@@ -10,7 +10,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from common.errors import BadRequestError, NotFoundError
+from common.domain_errors import Invalid, NotFound
 from common.settings import ServiceSettings
 
 log = logging.getLogger("common.mongo")
@@ -61,8 +61,8 @@ def parse_object_id(value: str, *, field: str = "id", missing_is_404: bool = Fal
         return ObjectId(value)
     except (InvalidId, TypeError):
         if missing_is_404:
-            raise NotFoundError() from None
-        raise BadRequestError(f"{field} must be a valid id", field=field) from None
+            raise NotFound() from None
+        raise Invalid(f"{field} must be a valid id", field=field) from None
 
 
 def with_id(document: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from common.errors import TooManyRequestsError
+from common.domain_errors import RateLimited
 from common.mongo import Database
 from common.types import utc_now
 
@@ -33,7 +33,7 @@ class RateLimit:
         self.message = message
 
     async def hit(self, db: Database, key: str, *, now: datetime | None = None) -> None:
-        """Count one hit for `key`; TooManyRequestsError when the window's budget is spent."""
+        """Count one hit for `key`; RateLimited when the window's budget is spent."""
         now = now or utc_now()
         document_id = f"{self.action}:{key}"
         windows = db[RATE_LIMITS]
@@ -45,7 +45,7 @@ class RateLimit:
             )
             if current is not None:
                 if current["hits"] > self.limit:
-                    raise TooManyRequestsError(
+                    raise RateLimited(
                         self.message, retry_after_seconds=_seconds_until(current["resets_at"], now)
                     )
                 return

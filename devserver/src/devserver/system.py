@@ -96,6 +96,7 @@ class System:
         self.storage: infrastructure.Storage | None = None
         self.stripe_api_base: str | None = None
         self.ca_cert: Path | None = None
+        self.bus: infrastructure.BusUsers | None = None
         self._pumps_created = 0
         self._log_dir = self.data_dir / "logs"
 
@@ -105,8 +106,19 @@ class System:
         return f"https://localhost:{self.config.https_port}"
 
     @property
-    def nats_url(self) -> str:
+    def nats_address(self) -> str:
         return f"nats://127.0.0.1:{self.config.nats_port}"
+
+    @property
+    def nats_url(self) -> str:
+        """NATS as the admin user (every right): for tools and tests, never for a service."""
+        return self.bus_url(infrastructure.ADMIN_USER)
+
+    def bus_url(self, user: str) -> str:
+        """NATS as `user` (a service's name, or the admin), credentials included."""
+        if self.bus is None:
+            raise RuntimeError("the system has not started: no NATS users yet")
+        return self.bus.url(self.config.nats_port, user)
 
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.config.port_of(self.services[name])}"
@@ -136,10 +148,14 @@ class System:
         for name in self.skipped:
             self._say(f"{name}: no module {_module(name)} yet, not started")
 
+        self.bus = infrastructure.bus_users(self.data_dir)
         self._start_infrastructure(self.storage)
         base_env = self._service_env(public_pem)
         for name, service in self.services.items():
             env = dict(base_env)
+            if service.owns_data:
+                # Its own NATS user: it may publish only its own events (common.bus_permissions).
+                env["NATS_URL"] = self.bus_url(name)
             if name == "auth":
                 env["JWT_PRIVATE_KEY"] = private_pem
             args = self._uvicorn_args(service)
@@ -205,7 +221,8 @@ class System:
     def _start_infrastructure(self, storage: infrastructure.Storage) -> None:
         cfg = self.config
         infrastructure.prepare_directories(self.data_dir, storage)
-        commands = [infrastructure.nats_server(self.data_dir, cfg.nats_port)]
+        assert self.bus is not None
+        commands = [infrastructure.nats_server(self.data_dir, cfg.nats_port, self.bus)]
         if storage.mongod is not None:
             commands.insert(0, storage.mongod)
         if not self._setting("STRIPE_SECRET_KEY"):
@@ -218,7 +235,6 @@ class System:
     def _service_env(self, public_pem: str) -> dict[str, str]:
         env = {
             "PYTHONUNBUFFERED": "1",
-            "NATS_URL": self.nats_url,
             "JWT_PUBLIC_KEY": public_pem,
             # Only auth gets the private key (set per child), even if this shell has one.
             "JWT_PRIVATE_KEY": "",
@@ -331,7 +347,8 @@ class System:
         if self.skipped:
             lines.append(f"  not started:   {', '.join(self.skipped)} (no app module yet)")
         lines += [
-            f"  NATS:          {self.nats_url} (JetStream)",
+            f"  NATS:          {self.nats_address} (JetStream; a user per service, the admin's"
+            f" password in {self.data_dir / 'keys'})",
             f"  Stripe:        {stripe}",
             f"  storage:       {self.storage.description}",
             f"  data dir:      {self.data_dir} (keys, certificates, NATS store, logs)",

@@ -36,12 +36,15 @@ from typing import Any
 
 import httpx
 import nats
+from common.bus_permissions import ADMIN_USER
 from common.deadletter import DEAD_LETTER_STREAM
 from common.messaging import STREAM_NAME
 from common.snapshot import INTERNAL_SNAPSHOT_PATH, Snapshot
 from nats.js.errors import NotFoundError
 
+from devserver.keys import stored_password
 from devserver.routing import SERVICES
+from devserver.system import SystemConfig
 
 # The services whose state the checker compares (the client owns no data).
 DATA_SERVICES = tuple(s.name for s in SERVICES if s.owns_data)
@@ -449,7 +452,11 @@ def parse_sources(argv: list[str] | None = None) -> tuple[Sources, float]:
         metavar="NAME=URL",
         help="a service's own base URL (default: make up's, http://127.0.0.1:<dev port>)",
     )
-    parser.add_argument("--nats-url", default=DEFAULT_NATS_URL)
+    parser.add_argument(
+        "--nats-url",
+        default=None,
+        help="default: make up's NATS as its admin user (password from the data dir)",
+    )
     parser.add_argument(
         "--mongo-url", default=None, help="read the databases directly instead of the services"
     )
@@ -463,7 +470,15 @@ def parse_sources(argv: list[str] | None = None) -> tuple[Sources, float]:
     args = parser.parse_args(argv)
     urls = {s.name: f"http://127.0.0.1:{s.dev_port}" for s in SERVICES if s.owns_data}
     urls.update(dict(args.service))
-    return Sources(urls, args.nats_url, args.mongo_url), max(args.wait, 0.0)
+    return Sources(urls, args.nats_url or _make_up_nats_url(), args.mongo_url), max(args.wait, 0.0)
+
+
+def _make_up_nats_url() -> str:
+    """`make up`'s NATS admits only its users: the admin's, whose password it keeps."""
+    password = stored_password(SystemConfig.from_environment().data_dir, f"nats/{ADMIN_USER}")
+    if password is None:
+        return DEFAULT_NATS_URL
+    return DEFAULT_NATS_URL.replace("nats://", f"nats://{ADMIN_USER}:{password}@")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ unpaid orders, instead of) the plain insert.
 from datetime import datetime
 from typing import Any
 
-from common.errors import BadRequestError
+from common.domain_errors import Invalid
 from common.mongo import Database
 from common.outbox import Outbox
 from common.rate_limit import RateLimit
@@ -28,7 +28,7 @@ def too_many_unpaid(limit: int) -> str:
 def refuse_own_ticket(ticket: dict[str, Any], *, user_id: str) -> None:
     """A seller reserving their own ticket would only take it off sale: 400."""
     if ticket["user_id"] == user_id:
-        raise BadRequestError(OWN_TICKET, field="ticketId")
+        raise Invalid(OWN_TICKET, field="ticketId")
 
 
 def reserve_rate_limit(settings: Settings) -> RateLimit:
@@ -73,4 +73,4 @@ async def create_order_within_limit(
             )
         except repository.SlotTaken:
             continue
-    raise BadRequestError(too_many_unpaid(limit))
+    raise Invalid(too_many_unpaid(limit))

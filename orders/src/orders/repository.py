@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any
 
 from bson import ObjectId
-from common.errors import BadRequestError, ForbiddenError, NotFoundError
+from common.domain_errors import Conflict, Forbidden, InvalidState, NotFound
 from common.events import (
     Event,
     OrderCancelled,
@@ -168,7 +168,7 @@ async def create_order(
     except DuplicateKeyError:
         # Either index may have refused it; the ticket's holder, if any, says which one.
         if await db[ORDERS].find_one({"ticket_id": ticket["_id"], "active": True}, {"_id": 1}):
-            raise BadRequestError(ALREADY_RESERVED) from None
+            raise Conflict(ALREADY_RESERVED) from None
         raise SlotTaken from None
 
 
@@ -237,11 +237,11 @@ async def cancel_by_buyer(
     while True:
         order = await find_order(db, order_id=order_id)
         if order is None:
-            raise NotFoundError("Order not found")
+            raise NotFound("Order not found")
         if order["user_id"] != user_id:
-            raise ForbiddenError("This order belongs to someone else")
+            raise Forbidden("This order belongs to someone else")
         if order["status"] == "completed":
-            raise BadRequestError("Cannot cancel a completed order")
+            raise InvalidState("Cannot cancel a completed order")
         if order["status"] == "cancelled":
             return Change.UNCHANGED
         if await cancel(db, outbox, order) is not None:

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from bson import ObjectId
 from common.auth import RequiredUser
-from common.errors import ForbiddenError, NotFoundError
+from common.domain_errors import Forbidden, NotFound
 from common.mongo import DatabaseDep, parse_object_id
 from common.types import ceil_to_millisecond, utc_now
 from fastapi import APIRouter, Depends, Request, Response, status
@@ -36,7 +36,7 @@ async def create_order(
     await buyer_limits.count_reserve_attempt(db, settings, user_id=user.id)
     ticket = await repository.find_ticket(db, ticket_id=ObjectId(body.ticket_id))
     if ticket is None:
-        raise NotFoundError("Ticket not found")
+        raise NotFound("Ticket not found")
     buyer_limits.refuse_own_ticket(ticket, user_id=user.id)
     # Up to a whole millisecond: what is stored, returned and published is then the same
     # instant, and never earlier than the full lock.
@@ -65,9 +65,9 @@ async def show_order(order_id: str, user: RequiredUser, db: DatabaseDep) -> Orde
     # A malformed id names no order: 404, like any other id that does not exist.
     order = await repository.find_order(db, order_id=parse_object_id(order_id, missing_is_404=True))
     if order is None:
-        raise NotFoundError("Order not found")
+        raise NotFound("Order not found")
     if order["user_id"] != user.id:
-        raise ForbiddenError("This order belongs to someone else")
+        raise Forbidden("This order belongs to someone else")
     return OrderOut.from_document(order)
 
 

@@ -14,12 +14,14 @@ from datetime import timedelta
 from typing import Any
 
 from common.auth import UserPayload
-from common.errors import (
-    BadRequestError,
-    ForbiddenError,
-    NotFoundError,
-    PaymentRequiredError,
-    ServiceUnavailableError,
+from common.domain_errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    InvalidState,
+    NotFound,
+    PaymentDeclined,
+    Unavailable,
 )
 from common.types import utc_now
 
@@ -45,15 +47,15 @@ async def pay(
     db = runtime.db
     order = await repository.find_order(db, order_id=order_id)
     if order is None:
-        raise NotFoundError("Order not found")
+        raise NotFound("Order not found")
     if order["user_id"] != user.id:
-        raise ForbiddenError("You can only pay for your own orders")
+        raise Forbidden("You can only pay for your own orders")
     # A declined charge cancels the order (SPEC); refuse before the cancellation even arrives,
     # rather than take money that would have to be refunded.
     if order["status"] == "cancelled" or await repository.has_failed_charge(db, order_id=order_id):
-        raise BadRequestError(CANCELLED)
+        raise InvalidState(CANCELLED)
     if order["status"] == "completed":
-        raise BadRequestError(ALREADY_PAID)
+        raise InvalidState(ALREADY_PAID)
     stored_user = await repository.find_user(db, user_id=user.id)
     receipt_email = stored_user["email"] if stored_user else user.email
     charge = await repository.start_charge(
@@ -73,14 +75,14 @@ async def _resume_live_charge(runtime: PaymentsRuntime, *, order_id: str) -> dic
     """The order has a live charge: paid already, in flight elsewhere, or unresolved (resume)."""
     live = await repository.find_live_charge(runtime.db, order_id=order_id)
     if live is None:  # it failed between our insert and this read: the buyer may try again
-        raise BadRequestError("The previous payment attempt just failed; please try again")
+        raise Invalid("The previous payment attempt just failed; please try again")
     if live["status"] == "completed":
-        raise BadRequestError(ALREADY_PAID)
+        raise InvalidState(ALREADY_PAID)
     claimed = await repository.claim_attempt(
         runtime.db, charge_id=live["_id"], lease=_lease(runtime)
     )
     if claimed is None:
-        raise BadRequestError("A payment for this order is already in progress")
+        raise Conflict("A payment for this order is already in progress")
     # The earlier attempt's outcome is unknown: replay it (same card, same idempotency key), so
     # a charge Stripe already made is returned rather than made twice.
     return claimed
@@ -102,12 +104,12 @@ async def _attempt(
             db, runtime.outbox, charge=charge, reason=declined.message
         )
         if answer_buyer:
-            raise PaymentRequiredError(declined.message) from None
+            raise PaymentDeclined(declined.message) from None
         return failed or charge
     except StripeUnavailable:
         await repository.release_attempt(db, charge=charge)
         if answer_buyer:
-            raise ServiceUnavailableError(UNAVAILABLE) from None
+            raise Unavailable(UNAVAILABLE) from None
         return charge
     completed = await repository.complete_charge(
         db, runtime.outbox, charge=charge, stripe_id=payment.payment_intent_id
@@ -120,7 +122,7 @@ async def _attempt(
         # The order expired (or was cancelled) while the card was being charged.
         await refund_if_cancelled(runtime, order_id=charge["order_id"])
         if answer_buyer:
-            raise BadRequestError(
+            raise Invalid(
                 "The order was cancelled before the payment went through; it has been refunded"
             )
     return completed

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from bson import ObjectId
-from common.errors import BadRequestError, ForbiddenError, NotFoundError
+from common.domain_errors import Forbidden, InvalidState, NotFound
 from common.events import TicketCreated, TicketUpdated
 from common.mongo import Database
 from common.outbox import Outbox
@@ -103,11 +103,11 @@ async def edit_ticket(
     while True:
         ticket = await find_ticket(db, ticket_id=ticket_id)
         if ticket is None:
-            raise NotFoundError("Ticket not found")
+            raise NotFound("Ticket not found")
         if ticket["user_id"] != user_id:
-            raise ForbiddenError("Only the ticket's owner can edit it")
+            raise Forbidden("Only the ticket's owner can edit it")
         if ticket["order_id"] is not None:
-            raise BadRequestError("Cannot edit a reserved ticket")
+            raise InvalidState("Cannot edit a reserved ticket")
         changes = {"title": title, "price_cents": price_to_cents(price)}
         updated = await save_change(db, outbox, ticket, changes)
         if updated is not None:

@@ -1,7 +1,7 @@
 """tickets' HTTP routes under /api/tickets: create, list for sale, show, edit."""
 
 from common.auth import RequiredUser
-from common.errors import NotFoundError
+from common.domain_errors import NotFound
 from common.mongo import DatabaseDep, parse_object_id
 from fastapi import APIRouter, status
 
@@ -34,7 +34,7 @@ async def show_ticket(ticket_id: str, db: DatabaseDep) -> TicketOut:
         db, ticket_id=parse_object_id(ticket_id, missing_is_404=True)
     )
     if ticket is None:
-        raise NotFoundError("Ticket not found")
+        raise NotFound("Ticket not found")
     return TicketOut.from_document(ticket)
 
 
