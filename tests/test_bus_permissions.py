@@ -12,14 +12,13 @@ from common.bus_permissions import ADMIN_USER, every_user
 from common.catalog import load_contracts
 from common.events import ChargeUpdated, Envelope, OrderExpired, TicketUpdated
 from common.messaging import STREAM_NAME, Publisher, ensure_stream, inbox_prefix
+from devserver.infrastructure import bus_users, nats_server
 from gittix_testing.processes import ManagedProcess, free_port
 from gittix_testing.waiting import wait_until
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError
-
-from devserver import infrastructure
 
 CONTRACTS = {contract.name: contract for contract in load_contracts()}
 # How long a refused request is given before it counts as unanswered: the server refuses at
@@ -32,8 +31,8 @@ class Bus:
 
     def __init__(self, data_dir: Path) -> None:
         self.port = free_port()
-        self.users = infrastructure.bus_users(data_dir)
-        command = infrastructure.nats_server(data_dir, self.port, self.users)
+        self.users = bus_users(data_dir)
+        command = nats_server(data_dir, self.port, self.users)
         self.server = ManagedProcess("nats", command.args, port=self.port, env=command.env)
 
     async def connect(
