@@ -41,11 +41,11 @@ class StreamLimits:
     """How much the event stream keeps; sized in docs/architecture.md ("Stream limits")."""
 
     max_age_seconds: float = 7 * 24 * 3600.0
-    max_bytes: int = 8 * 1024**3
+    max_bytes: int = 5 * 1024**3
     # How long JetStream remembers a Nats-Msg-Id to drop a republished duplicate: longer than
     # the longest gap between an outbox entry's first publish and its republish.
     duplicate_window_seconds: float = 600.0
-    dead_letter_max_bytes: int = 1024**3
+    dead_letter_max_bytes: int = 512 * 1024**2
 
 
 def stream_config(

@@ -66,15 +66,17 @@ class BusSettings(BaseSettings):
     # LISTENER_ACK_WAIT_SECONDS: JetStream redelivers a message not acknowledged in this time;
     # a handler is cut short (and that counts as an error) at 80 % of it.
     listener_ack_wait_seconds: float = Field(default=30.0, gt=1)
-    # STREAM_MAX_AGE_SECONDS / STREAM_MAX_BYTES: the TICKETING stream's retention; when full,
-    # new publishes are refused (discard policy New) and wait in the outboxes.
+    # STREAM_MAX_AGE_SECONDS / STREAM_MAX_BYTES: the TICKETING stream's retention (7 days, 5 GiB:
+    # a week at 100,000 orders a day with 1.5x headroom); when full, new publishes are refused
+    # (discard policy New) and wait in the outboxes. With DEAD_LETTER_MAX_BYTES it must fit in
+    # the NATS server's max_file_store (8 GB in infra/k8s/nats.conf; tests/infra checks it).
     stream_max_age_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
-    stream_max_bytes: int = Field(default=8 * 1024**3, gt=0)
+    stream_max_bytes: int = Field(default=5 * 1024**3, gt=0)
     # STREAM_DUPLICATE_WINDOW_SECONDS: how long a republished event id is recognised and dropped.
     stream_duplicate_window_seconds: float = Field(default=600.0, gt=0)
     # DEAD_LETTER_MAX_BYTES: the dead-letter stream's size; when full, a message that should be
     # dead-lettered stays in its consumer and is retried instead.
-    dead_letter_max_bytes: int = Field(default=1024**3, gt=0)
+    dead_letter_max_bytes: int = Field(default=512 * 1024**2, gt=0)
 
     @model_validator(mode="after")
     def _window_inside_retention(self) -> "BusSettings":
