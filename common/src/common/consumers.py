@@ -35,6 +35,7 @@ def consumer_policy(settings: BusSettings) -> ConsumerPolicy:
         wait_warning_seconds=settings.listener_wait_warning_seconds,
         stall_seconds=settings.listener_stall_seconds,
         ack_wait_seconds=settings.listener_ack_wait_seconds,
+        fetch_seconds=settings.listener_fetch_seconds,
     )
 
 

@@ -130,10 +130,6 @@ class Publisher:
         return not ack.duplicate
 
 
-# How long one fetch waits for messages; its pull request stays open on the server as long.
-FETCH_SECONDS = 1.0
-
-
 class RetryLater(Exception):
     """Raised by a handler when the event cannot be applied yet (e.g. its version is ahead).
 
@@ -181,6 +177,9 @@ class ConsumerPolicy:
     wait_warning_seconds: float = 300.0
     stall_seconds: float = 30.0
     ack_wait_seconds: float = 30.0
+    # How long one fetch waits for messages. Its pull request stays open on the server as long,
+    # so a stopping listener waits up to this for it, to give back what it still brings.
+    fetch_seconds: float = 1.0
     # A listener loop that died is restarted after a back-off from 0.5 s up to this.
     restart_max_seconds: float = 30.0
 
@@ -562,7 +561,7 @@ class ListenerRunner:
                 # Not cut short on stop: messages fetched by a cancelled fetch would sit
                 # unacknowledged until ack_wait; this way they are handled or given back now.
                 fetched_at = loop.time()
-                messages = await subscription.fetch(self.batch, timeout=FETCH_SECONDS)
+                messages = await subscription.fetch(self.batch, timeout=self.policy.fetch_seconds)
             except TimeoutError:
                 # An empty fetch: nats-py raises its own TimeoutError (a subclass) or the
                 # builtin one from the underlying wait, depending on where the wait ran out.
@@ -596,7 +595,7 @@ class ListenerRunner:
                     await _give_back(messages[index:])
                     raise
                 consumer.progressed()
-        await _give_back_late(subscription, until=fetched_at + FETCH_SECONDS)
+        await _give_back_late(subscription, until=fetched_at + self.policy.fetch_seconds)
 
     def stop_fetching(self) -> None:
         """Fetch nothing more; the messages in hand are still handled (see stop)."""

@@ -66,6 +66,9 @@ class BusSettings(BaseSettings):
     # LISTENER_ACK_WAIT_SECONDS: JetStream redelivers a message not acknowledged in this time;
     # a handler is cut short (and that counts as an error) at 80 % of it.
     listener_ack_wait_seconds: float = Field(default=30.0, gt=1)
+    # LISTENER_FETCH_SECONDS: how long an idle consumer's fetch waits for messages; a stopping
+    # listener waits up to this for its last fetch (see common.shutdown), so tests shorten it.
+    listener_fetch_seconds: float = Field(default=1.0, gt=0, le=1.0)
     # STREAM_MAX_AGE_SECONDS / STREAM_MAX_BYTES: the TICKETING stream's retention (7 days, 5 GiB:
     # a week at 100,000 orders a day with 1.5x headroom); when full, new publishes are refused
     # (discard policy New) and wait in the outboxes. With DEAD_LETTER_MAX_BYTES it must fit in
