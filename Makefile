@@ -16,6 +16,7 @@ help:
 	@echo "make test-stress - every service's suite 10 times, random order, cores kept busy"
 	@echo "make docs   - regenerate docs/ (event catalog, OpenAPI)"
 	@echo "make lint   - ruff and mypy"
+	@echo "make dlq    - dead letters of the running system: ARGS=\"list\" (default), \"show N\", \"replay N\", \"discard N\""
 	@echo "make k8s-check / k8s-secrets / screenshots / bench"
 
 $(TOOLS)/bin/uv:
@@ -71,3 +72,9 @@ screenshots: install
 
 bench: install
 	$(UV) run --no-sync python bench/run.py
+
+# What listeners gave up on (docs/architecture.md, "Dead letters"), on the NATS at NATS_URL
+# (default: make up's). On Kubernetes: kubectl exec deploy/orders -- python -m common.dlq list
+.PHONY: dlq
+dlq: install
+	$(UV) run --no-sync python -m common.dlq $(if $(ARGS),$(ARGS),list)
