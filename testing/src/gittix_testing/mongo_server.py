@@ -6,11 +6,13 @@ embedded store: the data lives outside the services, so a service killed with SI
 again finds its database as it left it, as it would with a real MongoDB. The fault-injection
 suite needs exactly that (this machine has no mongod).
 
-It speaks the part of the wire protocol PyMongo uses for the commands the services send: the
-handshake (OP_QUERY or OP_MSG), find, insert, update, delete, findAndModify, createIndexes,
-ping. Each command runs to completion before the next starts (one event loop, mongomock is
-synchronous), so a single-document write is atomic, as on MongoDB. Anything else is answered
-with MongoDB's "no such command", never silently ignored.
+It speaks the part of the wire protocol PyMongo uses for the commands the services and the
+suites (MONGO_URL=... make test, each test in a database of its own) send: the handshake
+(OP_QUERY or OP_MSG), find, insert, update, delete, findAndModify, aggregate, createIndexes,
+listIndexes, drop, listDatabases, dropDatabase, ping. Each command runs to completion before the
+next starts (one event loop, mongomock is synchronous), so a single-document write is atomic,
+as on MongoDB. Anything else is answered with MongoDB's "no such command", never silently
+ignored.
 """
 
 import argparse
@@ -65,6 +67,8 @@ class Store:
             "createindexes": self.create_indexes,
             "drop": self.drop,
             "count": self.count,
+            "aggregate": self.aggregate,
+            "listindexes": self.list_indexes,
         }
 
     def hello(self) -> Reply:
@@ -95,6 +99,13 @@ class Store:
             return {"version": "7.0.0", "versionArray": [7, 0, 0, 0], "ok": 1.0}
         if lowered == "killcursors":
             return {"cursorsKilled": [], "cursorsNotFound": body.get("cursors", []), "ok": 1.0}
+        if lowered == "listdatabases":
+            names = self.client.list_database_names()
+            return {"databases": [{"name": n, "empty": False} for n in names], "ok": 1.0}
+        if lowered == "dropdatabase":
+            # A test's own database, dropped at its teardown (gittix_testing.plugin).
+            self.client.drop_database(body.get("$db", "test"))
+            return {"ok": 1.0}
         command = self.commands.get(lowered)
         if command is None:
             return _error(f"no such command: '{name}'", COMMAND_NOT_FOUND)
@@ -114,6 +125,21 @@ class Store:
             cursor = cursor.limit(abs(body["limit"]))
         namespace = f"{collection.database.name}.{collection.name}"
         return {"cursor": {"firstBatch": list(cursor), "id": 0, "ns": namespace}, "ok": 1.0}
+
+    def aggregate(self, collection: Any, body: Reply) -> Reply:
+        # PyMongo's count_documents is an aggregate ($match, $skip, $limit, $group).
+        found = list(collection.aggregate(body.get("pipeline") or []))
+        namespace = f"{collection.database.name}.{collection.name}"
+        return {"cursor": {"firstBatch": found, "id": 0, "ns": namespace}, "ok": 1.0}
+
+    def list_indexes(self, collection: Any, body: Reply) -> Reply:
+        specs = []
+        for name, info in collection.index_information().items():
+            spec = {"v": 2, "key": dict(info["key"]), "name": name}
+            spec.update({k: v for k, v in info.items() if k not in ("key", "v", "ns")})
+            specs.append(spec)
+        namespace = f"{collection.database.name}.{collection.name}"
+        return {"cursor": {"firstBatch": specs, "id": 0, "ns": namespace}, "ok": 1.0}
 
     def count(self, collection: Any, body: Reply) -> Reply:
         return {"n": collection.count_documents(body.get("query") or {}), "ok": 1.0}

@@ -1,5 +1,6 @@
 """The pytest plugin every service's tests use (registered through the pytest11 entry point)."""
 
+import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from fastapi import FastAPI
 
 from gittix_testing.app import http_client, running
 from gittix_testing.bus import EventRecorder, TestBus, subscribe_recorder
+from gittix_testing.databases import own_database
 from gittix_testing.processes import ManagedProcess, start_localstripe, start_nats_server
 from gittix_testing.waiting import wait_until, within
 
@@ -24,6 +26,7 @@ from gittix_testing.waiting import wait_until, within
 pytest_plugins = ["gittix_testing.hang_report"]
 
 BUS_CLOSE_SECONDS = 10.0
+MONGO_URL_KEY = pytest.StashKey[str | None]()
 
 
 @pytest.fixture(scope="session")
@@ -81,12 +84,24 @@ def service_env(
     return env
 
 
-@pytest.fixture
-def database() -> Any:
-    """A clean in-memory database for this test (mongomock-motor stands in for MongoDB)."""
-    from mongomock_motor import AsyncMongoMockClient
+def pytest_configure(config: pytest.Config) -> None:
+    # Read once, before any test's service_env unsets it for the services it starts.
+    config.stash[MONGO_URL_KEY] = os.environ.get("MONGO_URL") or None
 
-    return AsyncMongoMockClient(tz_aware=True)["test"]
+
+@pytest.fixture(scope="session")
+def mongo_url(pytestconfig: pytest.Config) -> str | None:
+    """The MongoDB the suite runs on (MONGO_URL when the run started), or None: embedded store."""
+    return pytestconfig.stash.get(MONGO_URL_KEY, None)
+
+
+@pytest.fixture
+async def database(mongo_url: str | None) -> AsyncIterator[Any]:
+    """A clean database for this test: its own on the MongoDB at MONGO_URL (dropped afterwards),
+    or mongomock-motor's in-memory stand-in. The service under test creates its indexes in it
+    on start, as it does in production."""
+    async with own_database(mongo_url) as db:
+        yield db
 
 
 @pytest.fixture
