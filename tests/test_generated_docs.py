@@ -3,10 +3,18 @@
 import json
 from pathlib import Path
 
-from devserver.docs import render_all, stale_files, write
+from devserver.docs import (
+    NATS_USERS_CONF,
+    render_all,
+    render_infra,
+    stale_files,
+    stale_infra,
+    write,
+)
 from devserver.routing import SERVICES
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
 
 
 def test_committed_generated_docs_are_current() -> None:
@@ -17,6 +25,17 @@ def test_committed_generated_docs_are_current() -> None:
     ]
 
     assert stale == [], f"stale generated docs {stale}: run `make docs` and commit the result"
+
+
+def test_the_clusters_nats_users_are_current(tmp_path: Path) -> None:
+    assert stale_infra(ROOT) == [], "infra/k8s/nats-users.conf is stale: run `make docs`"
+
+    # An edited copy (tickets allowed to publish charges) is found stale.
+    edited = tmp_path / NATS_USERS_CONF
+    edited.parent.mkdir(parents=True)
+    content = render_infra()[NATS_USERS_CONF]
+    edited.write_text(content.replace('"ticketing.ticket.created.v1"', '"ticketing.charge.>"'))
+    assert stale_infra(tmp_path) == [str(NATS_USERS_CONF)]
 
 
 def test_catalog_names_every_service_that_sends_or_receives() -> None:

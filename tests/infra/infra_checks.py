@@ -6,6 +6,7 @@ that cannot fail is noticed.
 
 import base64
 import importlib
+import ipaddress
 import json
 import re
 import shlex
@@ -23,6 +24,8 @@ from urllib.parse import urlsplit
 import jsonschema
 import kubernetes_validate
 import yaml
+from common.bus_permissions import ADMIN_USER, authorization_config, every_user
+from common.catalog import load_contracts
 from devserver.routing import CONTAINER_PORT, ROUTES, SERVICES, Route
 from kubernetes_validate.utils import SchemaNotFoundError
 
@@ -338,8 +341,43 @@ def replica_problems(objects: list[Manifest], replicas: int = 2) -> list[str]:
     return problems
 
 
-def mongo_problems(objects: list[Manifest]) -> list[str]:
-    """Each data service's MONGO_URL points at its own MongoDB StatefulSet with storage."""
+def env_value(
+    workload: Manifest, name: str, objects: list[Manifest], secrets: list[Manifest]
+) -> str | None:
+    """One variable of a workload's main container as the pod would get it (None: unset, or
+    from a Secret or key that `make k8s-secrets` does not make)."""
+    source = container_env(main_container(workload), objects).get(name)
+    if source is None:
+        return None
+    if source.kind != "secret":
+        return source.value
+    return secret_value(secrets, source.name or "", source.key or "")
+
+
+def secret_value(secrets: list[Manifest], name: str, key: str) -> str | None:
+    data = (find(secrets, "Secret", name) or {}).get("data", {})
+    return base64.b64decode(data[key]).decode() if key in data else None
+
+
+def env_from_secret(workload: Manifest, secrets: list[Manifest]) -> dict[str, str]:
+    """Every key of the Secrets a workload's main container takes whole (envFrom secretRef)."""
+    values: dict[str, str] = {}
+    for source in main_container(workload).get("envFrom", []):
+        if "secretRef" in source:
+            secret = find(secrets, "Secret", source["secretRef"]["name"]) or {}
+            for key, value in secret.get("data", {}).items():
+                values[source.get("prefix", "") + key] = base64.b64decode(value).decode()
+    return values
+
+
+MONGO_INIT_DIR = "/docker-entrypoint-initdb.d"
+
+
+def mongo_problems(objects: list[Manifest], secrets: list[Manifest]) -> list[str]:
+    """Each data service's MONGO_URL points at its own MongoDB StatefulSet with storage, and
+    authenticates there as a user of its own: the MongoDB runs with a root user (so with
+    authentication), and its init script creates the service's user with readWrite on the
+    service's database only, the same user and password as in MONGO_URL."""
     problems = []
     owners: dict[str, str] = {}
     for service in DATA_SERVICES:
@@ -347,11 +385,12 @@ def mongo_problems(objects: list[Manifest]) -> list[str]:
         if deployment is None:
             problems.append(f"{service}: no Deployment")
             continue
-        url = container_env(main_container(deployment), objects).get("MONGO_URL")
-        if url is None or not url.value:
+        url = env_value(deployment, "MONGO_URL", objects, secrets)
+        if not url:
             problems.append(f"{service}: no MONGO_URL")
             continue
-        host = urlsplit(url.value).hostname or ""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
         service_name = host.split(".")[-1] if host.count(".") == 1 else host.split(".")[0]
         if service_name in owners:
             problems.append(f"{service}: shares MongoDB {service_name} with {owners[service_name]}")
@@ -375,6 +414,7 @@ def mongo_problems(objects: list[Manifest]) -> list[str]:
         }
         if not any(mounts.get(claim) == "/data/db" for claim in claims):
             problems.append(f"{service}: {service_name} keeps /data/db on no persistent volume")
+        problems += _mongo_auth_problems(service, parts, statefulset, objects, secrets)
     client = find(objects, "Deployment", "client")
     if client is not None:
         env = container_env(main_container(client), objects)
@@ -384,9 +424,68 @@ def mongo_problems(objects: list[Manifest]) -> list[str]:
     return problems
 
 
-def nats_problems(objects: list[Manifest]) -> list[str]:
+def _mongo_auth_problems(
+    service: str,
+    url: Any,
+    statefulset: Manifest,
+    objects: list[Manifest],
+    secrets: list[Manifest],
+) -> list[str]:
+    name = statefulset["metadata"]["name"]
+    problems = []
+    env = env_from_secret(statefulset, secrets)
+    root = env.get("MONGO_INITDB_ROOT_USERNAME")
+    if not root or not env.get("MONGO_INITDB_ROOT_PASSWORD"):
+        problems.append(f"{service}: {name} runs without authentication (no root user)")
+    database = url.path.strip("/")
+    if not url.username or not url.password:
+        problems.append(f"{service}: MONGO_URL carries no user and password")
+    elif url.username == root:
+        problems.append(f"{service}: MONGO_URL uses {name}'s root user")
+    elif (url.username, url.password, database) != (
+        env.get("GITTIX_MONGO_USERNAME"),
+        env.get("GITTIX_MONGO_PASSWORD"),
+        env.get("GITTIX_MONGO_DATABASE"),
+    ):
+        problems.append(f"{service}: MONGO_URL's user is not the one {name} creates")
+    if database != service:
+        problems.append(f"{service}: MONGO_URL names database {database!r}, not {service!r}")
+    spec = pod_spec(statefulset)
+    mounts = {
+        m["name"]: m["mountPath"] for m in main_container(statefulset).get("volumeMounts", [])
+    }
+    scripts = "".join(
+        "".join((find(objects, "ConfigMap", v["configMap"]["name"]) or {}).get("data", {}).values())
+        for v in spec.get("volumes", [])
+        if "configMap" in v and mounts.get(v["name"]) == MONGO_INIT_DIR
+    )
+    wanted = ("createUser", "readWrite", "GITTIX_MONGO_USERNAME", "GITTIX_MONGO_DATABASE")
+    if not all(word in scripts for word in wanted):
+        problems.append(f"{service}: {name} has no init script creating the service's own user")
+    return problems
+
+
+def nats_config_files(objects: list[Manifest]) -> dict[str, str]:
+    """The files of the NATS nodes' configuration ConfigMap, by name."""
+    statefulset = find(objects, "StatefulSet", "nats")
+    volume = next(
+        (
+            v
+            for v in pod_spec(statefulset or {"spec": {"template": {"spec": {}}}}).get(
+                "volumes", []
+            )
+            if "configMap" in v
+        ),
+        None,
+    )
+    config = find(objects, "ConfigMap", volume["configMap"]["name"]) if volume else None
+    return dict((config or {}).get("data", {}))
+
+
+def nats_problems(objects: list[Manifest], secrets: list[Manifest]) -> list[str]:
     """A 3-node JetStream cluster with storage, fsync on every write, health probes, and the
-    services told to replicate the stream on every node."""
+    services told to replicate the stream on every node; clients only with a user (the
+    generated nats-users.conf, passwords from the nats-users Secret), each service as its own."""
     statefulset = find(objects, "StatefulSet", "nats")
     if statefulset is None:
         return ["no NATS StatefulSet"]
@@ -403,13 +502,8 @@ def nats_problems(objects: list[Manifest]) -> list[str]:
             problems.append(f"NATS {probe_name} does not ask /healthz?js-enabled-only=true")
         if _port_number(container, get.get("port", "")) != 8222:
             problems.append(f"NATS {probe_name} is not on the monitoring port 8222")
-    config_volume = next(
-        (v for v in pod_spec(statefulset).get("volumes", []) if "configMap" in v), None
-    )
-    config = (
-        find(objects, "ConfigMap", config_volume["configMap"]["name"]) if config_volume else None
-    )
-    text = next(iter((config or {}).get("data", {}).values()), "")
+    files = nats_config_files(objects)
+    text = files.get("nats.conf", "")
     jetstream = re.search(r"jetstream\s*\{(.*?)\}", text, re.S)
     if jetstream is None:
         problems.append("NATS config has no jetstream block")
@@ -420,6 +514,14 @@ def nats_problems(objects: list[Manifest]) -> list[str]:
     wanted = {f"nats-{i}.{headless}" for i in range(replicas)}
     if routes != wanted:
         problems.append(f"NATS cluster routes {sorted(routes)} are not the nodes {sorted(wanted)}")
+    if not re.search(r"^include \./nats-users\.conf$", text, re.M) or (
+        "authorization" not in files.get("nats-users.conf", "")
+    ):
+        problems.append("NATS admits anyone: nats.conf includes no nats-users.conf with users")
+    passwords = env_from_secret(statefulset, secrets)
+    for user in re.findall(r'user: "([\w-]+)"', files.get("nats-users.conf", "")):
+        if not passwords.get(f"NATS_PASSWORD_{user.upper()}"):
+            problems.append(f"NATS user {user} has no password in the nats-users Secret")
     for deployment in of_kind(objects, "Deployment"):
         env = container_env(main_container(deployment), objects)
         if "NATS_URL" not in env:
@@ -427,10 +529,247 @@ def nats_problems(objects: list[Manifest]) -> list[str]:
         stream = env.get("NATS_STREAM_REPLICAS")
         if stream is None or stream.value != str(replicas):
             problems.append(f"{label(deployment)}: NATS_STREAM_REPLICAS is not {replicas}")
-        host = urlsplit(env["NATS_URL"].value or "").hostname or ""
+        url = urlsplit(env_value(deployment, "NATS_URL", objects, secrets) or "")
+        host = url.hostname or ""
         nats_service = find(objects, "Service", host.split(".")[0])
         if nats_service is None or 4222 not in [p["port"] for p in nats_service["spec"]["ports"]]:
             problems.append(f"{label(deployment)}: NATS_URL host {host} is no NATS Service")
+        service = deployment["metadata"]["name"]
+        if url.username != service:
+            problems.append(f"{label(deployment)}: NATS_URL is not as its own user {service}")
+        elif url.password != passwords.get(f"NATS_PASSWORD_{service.upper()}"):
+            problems.append(f"{label(deployment)}: NATS_URL has not {service}'s password")
+    return problems
+
+
+def bus_user_problems(objects: list[Manifest]) -> list[str]:
+    """The cluster's NATS users are exactly those the services' contracts give
+    (common.bus_permissions), and no service may publish or subscribe by wildcard beyond its own
+    acknowledgements and its own inbox."""
+    text = nats_config_files(objects).get("nats-users.conf", "")
+    problems = []
+    if text != authorization_config(every_user(load_contracts())):
+        problems.append("nats-users.conf is not what the services' contracts give (make docs)")
+    for user, publish, subscribe in re.findall(
+        r'user: "([\w-]+)".*?publish: \{allow: \[(.*?)\]\}.*?subscribe: \{allow: \[(.*?)\]\}',
+        text,
+        re.S,
+    ):
+        if user == ADMIN_USER:
+            continue
+        for subject in re.findall(r'"([^"]+)"', publish):
+            own_acks = subject.startswith(f"$JS.ACK.TICKETING.{user}-") and subject.endswith(".>")
+            if ("*" in subject or ">" in subject) and not own_acks:
+                problems.append(f"NATS user {user} may publish to {subject}")
+        for subject in re.findall(r'"([^"]+)"', subscribe):
+            if subject != f"_INBOX_{user}.>":
+                problems.append(f"NATS user {user} may subscribe to {subject}")
+    return problems
+
+
+# ----------------------------------------------------------------------------- network policies
+
+NAMESPACE = "gittix"
+
+
+@dataclass
+class Peer:
+    """Something that may open a connection or accept one: a pod (with its namespace, labels
+    and named ports) or an address outside the cluster (namespace None)."""
+
+    name: str
+    namespace: str | None
+    labels: dict[str, str]
+    ip: str
+    ports: dict[str, int] = field(default_factory=dict)
+
+
+# Outside GitTix's namespace, or pods nobody declared in it: what the policies are judged by.
+INGRESS_NGINX = Peer(
+    "ingress-nginx",
+    "ingress-nginx",
+    {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"},
+    "10.1.0.1",
+)
+# NGINX Gateway Fabric runs the Gateway's NGINX in the Gateway's namespace, labelled with it.
+GATEWAY_NGINX = Peer(
+    "gateway-nginx", NAMESPACE, {"gateway.networking.k8s.io/gateway-name": "ticketing"}, "10.1.0.2"
+)
+KUBE_DNS = Peer("kube-dns", "kube-system", {"k8s-app": "kube-dns"}, "10.1.0.3", {"dns": 53})
+STRIPE = Peer("stripe", None, {}, "54.187.174.169")
+# A pod someone else runs in the namespace, with no policy of its own: the default deny must
+# keep it from reaching anything, and anything from reaching it.
+INTRUDER = Peer(
+    "intruder", NAMESPACE, {"app.kubernetes.io/name": "intruder"}, "10.1.0.4", {"http": 8080}
+)
+OUTSIDER = Peer("outsider", "default", {"app": "outsider"}, "10.1.0.5")
+NODE_METADATA = Peer("metadata", None, {}, "169.254.169.254")
+
+
+def workload_peers(objects: list[Manifest]) -> list[Peer]:
+    peers = []
+    for index, workload in enumerate(
+        of_kind(objects, "Deployment") + of_kind(objects, "StatefulSet")
+    ):
+        ports = {
+            port.get("name", str(port["containerPort"])): int(port["containerPort"])
+            for container in pod_spec(workload)["containers"]
+            for port in container.get("ports", [])
+        }
+        labels = dict(workload["spec"]["template"]["metadata"].get("labels", {}))
+        peers.append(
+            Peer(workload["metadata"]["name"], NAMESPACE, labels, f"10.0.0.{index + 1}", ports)
+        )
+    return peers
+
+
+def _selects(selector: Manifest | None, labels: dict[str, str]) -> bool:
+    if selector is None:
+        return True
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = (
+            expression["key"],
+            expression["operator"],
+            expression.get("values", []),
+        )
+        present = key in labels
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def _peer_matches(rule_peer: Manifest, peer: Peer, policy_namespace: str) -> bool:
+    if "ipBlock" in rule_peer:
+        block = rule_peer["ipBlock"]
+        address = ipaddress.ip_address(peer.ip)
+        network = ipaddress.ip_network(block["cidr"])
+        if address.version != network.version or address not in network:
+            return False
+        return not any(
+            address in ipaddress.ip_network(cidr)
+            for cidr in block.get("except", [])
+            if ipaddress.ip_network(cidr).version == address.version
+        )
+    if peer.namespace is None:
+        return False
+    if "namespaceSelector" in rule_peer:
+        namespace_labels = {"kubernetes.io/metadata.name": peer.namespace}
+        if not _selects(rule_peer["namespaceSelector"], namespace_labels):
+            return False
+    elif peer.namespace != policy_namespace:
+        return False
+    return _selects(rule_peer.get("podSelector"), peer.labels)
+
+
+def _port_matches(rule: Manifest, destination: Peer, port: int, protocol: str) -> bool:
+    if not rule.get("ports"):
+        return True
+    for allowed in rule["ports"]:
+        if allowed.get("protocol", "TCP") != protocol:
+            continue
+        number = allowed.get("port")
+        if number is None:
+            return True
+        if isinstance(number, str):
+            number = destination.ports.get(number)
+        if number == port:
+            return True
+    return False
+
+
+def _side_allows(
+    policies: list[Manifest],
+    direction: str,
+    selected: Peer,
+    other: Peer,
+    destination: Peer,
+    port: int,
+    protocol: str,
+) -> bool:
+    """Whether `selected`'s policies let the connection through in `direction` (Ingress: from
+    `other`; Egress: to `other`). A pod no policy selects for that direction allows anything."""
+    if selected.namespace is None:
+        return True
+    applying = [
+        p
+        for p in policies
+        if p["metadata"].get("namespace", NAMESPACE) == selected.namespace
+        and direction in p["spec"].get("policyTypes", ["Ingress"])
+        and _selects(p["spec"].get("podSelector", {}), selected.labels)
+    ]
+    if not applying:
+        return True
+    key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    for policy in applying:
+        for rule in policy["spec"].get(key, []):
+            peers = rule.get(peers_key)
+            peer_ok = not peers or any(
+                _peer_matches(p, other, policy["metadata"].get("namespace", NAMESPACE))
+                for p in peers
+            )
+            if peer_ok and _port_matches(rule, destination, port, protocol):
+                return True
+    return False
+
+
+def may_connect(
+    objects: list[Manifest], source: Peer, destination: Peer, port: int, protocol: str = "TCP"
+) -> bool:
+    policies = of_kind(objects, "NetworkPolicy")
+    return _side_allows(
+        policies, "Egress", source, destination, destination, port, protocol
+    ) and _side_allows(policies, "Ingress", destination, source, destination, port, protocol)
+
+
+def expected_connections(objects: list[Manifest], entry_point: Peer) -> set[tuple[str, str, int]]:
+    """Who should reach whom: the entry point every service on its port; each data service its
+    own MongoDB and NATS; payments Stripe on 443; the NATS nodes each other; every pod DNS."""
+    wanted: set[tuple[str, str, int]] = set()
+    for service in SERVICES:
+        wanted.add((entry_point.name, service.name, CONTAINER_PORT))
+        if service.owns_data:
+            wanted.add((service.name, f"{service.name}-mongo", 27017))
+            wanted.add((service.name, "nats", 4222))
+    wanted.add(("payments", STRIPE.name, 443))
+    wanted.add(("nats", "nats", 6222))
+    for peer in [*workload_peers(objects), GATEWAY_NGINX, INTRUDER]:
+        wanted.add((peer.name, KUBE_DNS.name, 53))
+    return wanted
+
+
+def network_problems(objects: list[Manifest], entry_point: Peer = INGRESS_NGINX) -> list[str]:
+    """Every connection the NetworkPolicies allow among the workloads, the entry point, DNS,
+    the internet and pods that should reach nothing (one in the namespace, one outside it),
+    compared with `expected_connections`: each difference is a problem."""
+    workloads = workload_peers(objects)
+    others = [INGRESS_NGINX, GATEWAY_NGINX, INTRUDER, OUTSIDER]
+    destinations = [*workloads, INTRUDER, KUBE_DNS, STRIPE, NODE_METADATA]
+    wanted = expected_connections(objects, entry_point)
+    problems = []
+    for source in [*workloads, *others]:
+        # A pod outside the namespace is judged only on what it may reach inside it: its own
+        # egress is no business of GitTix's policies.
+        reachable = destinations if source.namespace == NAMESPACE else workloads
+        for destination in (d for d in reachable if d is not source):
+            ports = sorted(set(destination.ports.values()) | {53, 443, 80})
+            for port in ports:
+                protocols = ("TCP", "UDP") if port == 53 else ("TCP",)
+                allowed = all(may_connect(objects, source, destination, port, p) for p in protocols)
+                expected = (source.name, destination.name, port) in wanted
+                if allowed != expected:
+                    verdict = "allowed" if allowed else "denied"
+                    problems.append(
+                        f"{source.name} -> {destination.name}:{port} is {verdict}, "
+                        f"expected {'allowed' if expected else 'denied'}"
+                    )
     return problems
 
 

@@ -9,6 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from devserver.certs import ensure_ca
+from devserver.routing import SERVICES
 from infra_checks import HOST, Manifest, find, main_container, of_kind, schema_problems
 
 from devserver import k8s_secrets
@@ -18,6 +19,23 @@ def secret_data(secrets: list[Manifest], name: str) -> dict[str, bytes]:
     secret = find(secrets, "Secret", name)
     assert secret is not None, f"no Secret {name}"
     return {key: base64.b64decode(value) for key, value in secret["data"].items()}
+
+
+# Every Secret `make k8s-secrets` makes: the keys, certificate and Stripe's, the NATS server's
+# passwords, and per data service its own URLs and its MongoDB's users.
+EXPECTED_SECRETS = {
+    "jwt-public-key",
+    "jwt-private-key",
+    "stripe",
+    "ticketing-tls",
+    "nats-users",
+    *(
+        f"{service.name}-{kind}"
+        for service in SERVICES
+        if service.owns_data
+        for kind in ("credentials", "mongo-credentials")
+    ),
+}
 
 
 def test_the_secrets_pass_the_strict_schema(cluster_secrets: list[Manifest]) -> None:
@@ -30,11 +48,17 @@ def test_every_secret_the_manifests_use_is_created(
 ) -> None:
     created = {(s["metadata"]["name"], key) for s in cluster_secrets for key in s["data"]}
     used: set[tuple[str, str]] = set()
-    for deployment in of_kind(base_objects, "Deployment"):
-        for item in main_container(deployment).get("env", []):
+    whole = set()  # Secrets a container takes every key of (envFrom)
+    for workload in of_kind(base_objects, "Deployment") + of_kind(base_objects, "StatefulSet"):
+        for item in main_container(workload).get("env", []):
             ref = item.get("valueFrom", {}).get("secretKeyRef")
             if ref:
                 used.add((ref["name"], ref["key"]))
+        for source in main_container(workload).get("envFrom", []):
+            if "secretRef" in source:
+                whole.add(source["secretRef"]["name"])
+    assert whole <= {s["metadata"]["name"] for s in cluster_secrets}
+    assert "nats-users" in whole and "orders-mongo-credentials" in whole
     for ingress in of_kind(base_objects, "Ingress"):
         for tls in ingress["spec"]["tls"]:
             used |= {(tls["secretName"], "tls.crt"), (tls["secretName"], "tls.key")}
@@ -113,7 +137,7 @@ def test_print_writes_a_list_kubectl_applies(
     rendered = json.loads(capsys.readouterr().out)
     assert rendered["kind"] == "List"
     names = {item["metadata"]["name"] for item in rendered["items"]}
-    assert names == {"jwt-public-key", "jwt-private-key", "stripe", "ticketing-tls"}
+    assert names == EXPECTED_SECRETS
     stripe = secret_data(rendered["items"], "stripe")
     # No publishable key given: the client's optional reference stays unset (test cards).
     assert stripe == {"secret-key": b"sk_test_offline"}
@@ -139,12 +163,7 @@ def test_apply_creates_the_namespace_then_applies_the_secrets(
     assert first == f"apply -f {k8s_secrets.NAMESPACE_MANIFEST}"
     assert second == "apply -f -"
     applied = json.loads(calls.split("apply -f -\n", 1)[1])
-    assert {i["metadata"]["name"] for i in applied["items"]} == {
-        "jwt-public-key",
-        "jwt-private-key",
-        "stripe",
-        "ticketing-tls",
-    }
+    assert {i["metadata"]["name"] for i in applied["items"]} == EXPECTED_SECRETS
     assert "Trust the development CA" in capsys.readouterr().out
 
 

@@ -116,9 +116,11 @@ def test_an_env_var_from_the_shared_config_is_required_too(base_objects: list[Ma
     broken = copy.deepcopy(base_objects)
     for obj in broken:
         if obj["kind"] == "ConfigMap" and obj["metadata"]["name"].startswith("ticketing-config"):
-            del obj["data"]["NATS_URL"]
-    problems = env_problems("tickets", broken, {"NATS_URL", "MONGO_URL"})
-    assert problems == ["tickets: the Deployment does not set NATS_URL, which the service needs"]
+            del obj["data"]["NATS_STREAM_REPLICAS"]
+    problems = env_problems("tickets", broken, {"NATS_STREAM_REPLICAS", "MONGO_URL"})
+    assert problems == [
+        "tickets: the Deployment does not set NATS_STREAM_REPLICAS, which the service needs"
+    ]
 
 
 def test_a_new_required_setting_is_required_in_the_deployment(

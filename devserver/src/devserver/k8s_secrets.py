@@ -1,8 +1,10 @@
-"""`make k8s-secrets`: the cluster's Secrets (JWT keys, Stripe keys, TLS certificate) via kubectl.
+"""`make k8s-secrets`: the cluster's Secrets (JWT keys, Stripe keys, TLS certificate, the NATS and
+MongoDB users' credentials) via kubectl.
 
-Secrets are never committed: this builds them from the same development CA and JWT key pair
-that `make up` keeps under TICKETING_DATA_DIR, plus the Stripe keys from the environment, and
-applies them with `kubectl apply` to the current kubectl context.
+Secrets are never committed: this builds them from the same development CA, JWT key pair and
+passwords that `make up` keeps under TICKETING_DATA_DIR (passwords are made once and reused: a
+MongoDB takes its users only when its volume is first initialised), plus the Stripe keys from
+the environment, and applies them with `kubectl apply` to the current kubectl context.
 """
 
 import argparse
@@ -14,10 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from common.bus_permissions import every_user, password_variable
+from common.catalog import load_contracts
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devserver.certs import ensure_ca, server_certificate, trust_instructions
-from devserver.keys import ensure_jwt_keys
+from devserver.keys import ensure_jwt_keys, ensure_passwords
+from devserver.routing import SERVICES
 from devserver.system import repo_root
 
 NAMESPACE_MANIFEST = repo_root() / "infra" / "k8s" / "namespace.yaml"
@@ -30,6 +35,14 @@ JWT_PRIVATE_SECRET, JWT_PRIVATE_KEY = "jwt-private-key", "private.pem"
 STRIPE_SECRET, STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY = "stripe", "secret-key", "publishable-key"
 TLS_SECRET = "ticketing-tls"
 TLS_CERT_NAME = "ingress"
+# The NATS server's: NATS_PASSWORD_<USER> for every user of infra/k8s/nats-users.conf.
+NATS_USERS_SECRET = "nats-users"
+NATS_HOST = "nats:4222"
+# Per data service: its own URLs (<service>-credentials) and its MongoDB's users
+# (<service>-mongo-credentials, read by the mongo image and infra/k8s/mongo-init.js).
+CREDENTIALS_SECRET, NATS_URL_KEY, MONGO_URL_KEY = "{service}-credentials", "nats-url", "mongo-url"
+MONGO_CREDENTIALS_SECRET = "{service}-mongo-credentials"
+MONGO_ROOT_USER = "root"
 
 Manifest = dict[str, Any]
 
@@ -85,8 +98,54 @@ def _stripe_data(settings: K8sSecretsSettings) -> dict[str, str]:
     return data
 
 
+def _user_secrets(data_dir: Path) -> list[Manifest]:
+    """The NATS server's passwords, and each data service's credentials: a NATS user of its own
+    (the rights of common.bus_permissions) and a MongoDB user with readWrite on its own
+    database only (the root user stays with its MongoDB)."""
+    users = [user.user for user in every_user(load_contracts())]
+    services = [service.name for service in SERVICES if service.owns_data]
+    passwords = ensure_passwords(
+        data_dir,
+        [f"nats/{user}" for user in users]
+        + [f"mongo/{service}" for service in services]
+        + [f"mongo-root/{service}" for service in services],
+    )
+    secrets = [
+        _secret(
+            NATS_USERS_SECRET,
+            {password_variable(user): passwords[f"nats/{user}"] for user in users},
+        )
+    ]
+    for service in services:
+        mongo_password = passwords[f"mongo/{service}"]
+        nats_password = passwords[f"nats/{service}"]
+        secrets += [
+            _secret(
+                CREDENTIALS_SECRET.format(service=service),
+                {
+                    NATS_URL_KEY: f"nats://{service}:{nats_password}@{NATS_HOST}",
+                    MONGO_URL_KEY: (
+                        f"mongodb://{service}:{mongo_password}@{service}-mongo:27017/{service}"
+                    ),
+                },
+            ),
+            _secret(
+                MONGO_CREDENTIALS_SECRET.format(service=service),
+                {
+                    "MONGO_INITDB_ROOT_USERNAME": MONGO_ROOT_USER,
+                    "MONGO_INITDB_ROOT_PASSWORD": passwords[f"mongo-root/{service}"],
+                    "GITTIX_MONGO_USERNAME": service,
+                    "GITTIX_MONGO_PASSWORD": mongo_password,
+                    "GITTIX_MONGO_DATABASE": service,
+                },
+            ),
+        ]
+    return secrets
+
+
 def build_secrets(settings: K8sSecretsSettings) -> list[Manifest]:
-    """Every Secret the manifests need, built locally (the CA and keys are created if missing)."""
+    """Every Secret the manifests need, built locally (the CA, keys and passwords are created if
+    missing)."""
     stripe = _stripe_data(settings)
     data_dir = settings.ticketing_data_dir
     private_pem, public_pem = ensure_jwt_keys(data_dir)
@@ -100,6 +159,7 @@ def build_secrets(settings: K8sSecretsSettings) -> list[Manifest]:
             {"tls.crt": cert_path.read_text(), "tls.key": key_path.read_text()},
             secret_type="kubernetes.io/tls",
         ),
+        *_user_secrets(data_dir),
     ]
 
 
