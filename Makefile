@@ -32,8 +32,9 @@ install: $(if $(findstring $(TOOLS),$(UV)),$(TOOLS)/bin/uv)
 up: install
 	$(UV) run --no-sync python -m devserver
 
+# Lint first: it takes seconds, and a type error is cheaper to read than the failures it causes.
 test: install
-	$(MAKE) --no-print-directory test-services test-system
+	$(MAKE) --no-print-directory lint test-services test-system
 
 # Each service's suite on its own, as `uv run --package X pytest X/tests` runs it.
 test-services:
@@ -61,7 +62,7 @@ docs-check: install
 lint: install
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
-	$(UV) run --no-sync mypy $(addsuffix /src,$(SERVICES))
+	$(UV) run --no-sync mypy $(addsuffix /src,$(SERVICES)) testing/src
 
 k8s-check: install
 	$(UV) run --no-sync pytest tests/infra -q

@@ -3,7 +3,7 @@
 Runs the expiration service in this process (its real app: listeners, scheduler, outbox relay)
 on a real nats-server and the embedded store, publishes OrderCreated events whose expiresAt
 lie 1-6 s ahead (one batch of 50 sharing one expiresAt, the rest spread out), and records when
-each OrderExpired reaches a subscriber. SPEC: within 1 second of expiresAt.
+each OrderExpired reaches a subscriber. The requirement: within 1 second of expiresAt.
 """
 
 import asyncio

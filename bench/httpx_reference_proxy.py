@@ -1,6 +1,6 @@
 """For comparison only: the entry point written the obvious way (Starlette + one httpx.AsyncClient).
 
-SPEC "Running it" reports this design topping out near 200 req/s; bench_proxy.py measures it
+This design is known to top out near 200 req/s; bench_proxy.py measures it
 beside the entry point (Caddy) on the same upstream so the choice stays justified by numbers.
 """
 

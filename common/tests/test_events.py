@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from common.events import (
     ALL_EVENTS,
+    SUBJECT_PREFIX,
     Envelope,
+    Event,
     EventParseError,
     OrderCreated,
     TicketPriceRef,
@@ -86,4 +88,18 @@ def test_every_event_has_a_distinct_versioned_subject() -> None:
     subjects = [event.subject for event in ALL_EVENTS]
 
     assert len(set(subjects)) == len(subjects)
-    assert all(subject.startswith("ticketing.") and subject.endswith(".v1") for subject in subjects)
+    assert all(subject.startswith(f"{SUBJECT_PREFIX}.") for subject in subjects)
+    assert all(event.subject.endswith(f".v{event.schema_version}") for event in ALL_EVENTS)
+
+
+def test_every_event_class_is_in_all_events() -> None:
+    # ALL_EVENTS is read from the module; a class declared after it would be missed.
+    declared: set[type[Event]] = set()
+    pending = list(Event.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        if cls.__module__ == "common.events":
+            declared.add(cls)
+        pending.extend(cls.__subclasses__())
+    assert set(ALL_EVENTS) == declared
+    assert len(ALL_EVENTS) >= 10

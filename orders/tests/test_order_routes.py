@@ -1,4 +1,4 @@
-"""The orders API: reserving a ticket, listing, showing and cancelling orders, every SPEC error."""
+"""The orders API: reserving a ticket, listing, showing and cancelling orders, every error."""
 
 import asyncio
 from collections.abc import Awaitable, Callable

@@ -1,4 +1,4 @@
-"""The tickets API: selling, listing, showing and editing tickets, with every error of SPEC.md."""
+"""The tickets API: selling, listing, showing and editing tickets, with every error."""
 
 from collections.abc import Awaitable, Callable
 from decimal import Decimal

@@ -5,7 +5,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from common.contract import ServiceContract
-from common.events import ALL_EVENTS, Event
+from common.events import ALL_EVENTS, SUBJECT_PREFIX, Event
 
 ENTRY_POINT_GROUP = "gittix.services"
 
@@ -21,7 +21,7 @@ def _message_name(event: type[Event]) -> str:
 
 
 def _channel_name(event: type[Event]) -> str:
-    return event.subject.removeprefix("ticketing.").replace(".", "-")
+    return event.subject.removeprefix(f"{SUBJECT_PREFIX}.").replace(".", "-")
 
 
 def _envelope_schema(event: type[Event]) -> dict[str, Any]:

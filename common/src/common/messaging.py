@@ -27,13 +27,13 @@ from common.deadletter import (
     dead_letter_stream_config,
     publish_dead_letter,
 )
-from common.events import Envelope, Event, EventParseError, parse_envelope
+from common.events import SUBJECT_PREFIX, Envelope, Event, EventParseError, parse_envelope
 from common.failures import FailureLedger
 
 log = logging.getLogger("common.messaging")
 
 STREAM_NAME = "TICKETING"
-STREAM_SUBJECTS = ["ticketing.>"]
+STREAM_SUBJECTS = [f"{SUBJECT_PREFIX}.>"]
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,8 @@ class Listener(ABC, Generic[E, RuntimeT]):
 
     @classmethod
     def durable_name(cls, service: str) -> str:
-        return f"{service}-" + cls.event.subject.removeprefix("ticketing.").replace(".", "-")
+        token = cls.event.subject.removeprefix(f"{SUBJECT_PREFIX}.")
+        return f"{service}-" + token.replace(".", "-")
 
 
 @dataclass(frozen=True)

@@ -65,12 +65,6 @@ def parse_object_id(value: str, *, field: str = "id", missing_is_404: bool = Fal
         raise Invalid(f"{field} must be a valid id", field=field) from None
 
 
-def with_id(document: dict[str, Any]) -> dict[str, Any]:
-    """A stored document as the API shows it: `_id` becomes the `id` string; outbox hidden."""
-    shown = {key: value for key, value in document.items() if key not in ("_id", "outbox")}
-    return {"id": str(document["_id"]), **shown}
-
-
 def get_database(request: Request) -> Database:
     return request.app.state.db
 

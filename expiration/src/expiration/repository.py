@@ -94,10 +94,6 @@ async def next_due_at(db: Database) -> datetime | None:
     return None if earliest is None else earliest["due_at"]
 
 
-async def find(db: Database, *, order_id: str) -> dict[str, Any] | None:
-    return await db[EXPIRATIONS].find_one({"_id": order_id})
-
-
 async def snapshot(db: Database) -> Snapshot:
     """What `make verify` compares: each order's timer and its state."""
     fields = ("state", "due_at", "dropped_because")

@@ -50,7 +50,7 @@ async def pay(
         raise NotFound("Order not found")
     if order["user_id"] != user.id:
         raise Forbidden("You can only pay for your own orders")
-    # A declined charge cancels the order (SPEC); refuse before the cancellation even arrives,
+    # A declined charge cancels the order; refuse before the cancellation even arrives,
     # rather than take money that would have to be refunded.
     if order["status"] == "cancelled" or await repository.has_failed_charge(db, order_id=order_id):
         raise InvalidState(CANCELLED)
