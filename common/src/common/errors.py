@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from common.domain_errors import (
     DomainError,
@@ -92,15 +93,31 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(400, [_describe(error) for error in exc.errors()])
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     messages = {404: "Not found", 405: "Method not allowed"}
     message = messages.get(exc.status_code) or str(exc.detail)
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     return JSONResponse(
         status_code=exc.status_code,
         content={"errors": [{"message": message}]},
-        headers=getattr(exc, "headers", None),
+        headers=headers or None,
     )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path answers to. Starlette's own Allow names only the first route
+    matching the path, and FastAPI makes one route per method (GET /api/tickets and POST
+    /api/tickets), so a 405 would list one of them (found by fuzzing the OpenAPI)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match != Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
