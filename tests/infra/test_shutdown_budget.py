@@ -1,6 +1,7 @@
 """Kubernetes leaves each service the time its bounded shutdown needs (common.shutdown)."""
 
 import copy
+from typing import Any
 
 from common.shutdown import WATCHDOG_GRACE_SECONDS
 from devserver.routing import SERVICES
@@ -22,10 +23,11 @@ def shutdown_problems(objects: list[Manifest]) -> list[str]:
         sleep = float(pre_stop.get("sleep", {}).get("seconds", 0))
         env = container_env(container, objects)
         set_budget = env.get("SHUTDOWN_SECONDS")
+        settings: Any = settings_class(service.name)
         budget = (
             float(set_budget.value)
             if set_budget is not None and set_budget.value is not None
-            else settings_class(service.name).model_fields["shutdown_seconds"].default
+            else settings.model_fields["shutdown_seconds"].default
         )
         needed = sleep + budget + WATCHDOG_GRACE_SECONDS
         grace = pod_spec(deployment).get("terminationGracePeriodSeconds", 30)
