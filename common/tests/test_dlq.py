@@ -139,3 +139,13 @@ async def test_replay_all_and_discard(bus: TestBus, listener: BrokenUntilFixed) 
     assert sorted(listener.handled) == ["t1", "t2"]
     assert await bus.dead_letters() == []
     assert (await dlq(bus, "replay"))[0] == 2  # neither numbers nor --all
+
+
+async def test_an_unreachable_nats_is_said_plainly_without_the_password() -> None:
+    out = io.StringIO()
+
+    status = await run(["list"], nats_url="nats://admin:secret@127.0.0.1:9", out=out)
+
+    assert status == 2
+    assert "cannot reach NATS at 127.0.0.1:9" in out.getvalue()
+    assert "secret" not in out.getvalue()

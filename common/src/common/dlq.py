@@ -106,10 +106,21 @@ async def replay(js: JetStreamContext, stored: StoredDeadLetter) -> bool:
     return await remove_dead_letter(js, stored.sequence)
 
 
+async def _quiet(error: Exception) -> None:
+    """nats-py prints every failed attempt's traceback by default; the one line below says it."""
+
+
 async def run(argv: Sequence[str], *, nats_url: str, out: TextIO = sys.stdout) -> int:
     """Run one command; the exit status (0 done, 1 something asked for was not there)."""
     args = _parser().parse_args(argv)
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=2)
+    try:
+        nc = await nats.connect(
+            nats_url, connect_timeout=5, max_reconnect_attempts=1, error_cb=_quiet
+        )
+    except Exception as error:
+        where = nats_url.rpartition("@")[2]  # never the password
+        print(f"cannot reach NATS at {where}: {type(error).__name__} {error}", file=out)
+        return 2
     try:
         js = nc.jetstream()
         if args.verb == "list":
