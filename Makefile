@@ -16,6 +16,8 @@ help:
 	@echo "make test-stress - every service's suite 10 times, random order, cores kept busy"
 	@echo "make docs   - regenerate docs/ (event catalog, OpenAPI)"
 	@echo "make lint   - ruff and mypy"
+	@echo "make verify - is every replica equal to its source? (against make up; ARGS=\"--wait 60\")"
+	@echo "make test-faults - the fault-injection suite (kill, pause, burst, replay, Stripe outage)"
 	@echo "make dlq    - dead letters of the running system: ARGS=\"list\" (default), \"show N\", \"replay N\", \"discard N\""
 	@echo "make k8s-check / k8s-secrets / screenshots / bench"
 
@@ -30,8 +32,9 @@ install: $(if $(findstring $(TOOLS),$(UV)),$(TOOLS)/bin/uv)
 up: install
 	$(UV) run --no-sync python -m devserver
 
+# Lint first: it takes seconds, and a type error is cheaper to read than the failures it causes.
 test: install
-	$(MAKE) --no-print-directory test-services test-system
+	$(MAKE) --no-print-directory lint test-services test-system
 
 # Each service's suite on its own, as `uv run --package X pytest X/tests` runs it.
 test-services:
@@ -42,7 +45,7 @@ test-services:
 
 # Cross-cutting suites: generated docs, Kubernetes offline checks, then the end-to-end runs.
 test-system:
-	$(UV) run --no-sync pytest tests e2e -q -p no:randomly --durations=10
+	$(UV) run --no-sync pytest tests e2e -q -p no:randomly --durations=10 --ignore=e2e/test_faults.py
 
 # Every service's suite 10 times, each round in a new random order (seed printed), while
 # scripts/burn_cpu.py keeps every core busy; fails if any run fails.
@@ -59,7 +62,7 @@ docs-check: install
 lint: install
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
-	$(UV) run --no-sync mypy $(addsuffix /src,$(SERVICES))
+	$(UV) run --no-sync mypy $(addsuffix /src,$(SERVICES)) testing/src
 
 k8s-check: install
 	$(UV) run --no-sync pytest tests/infra -q
@@ -78,3 +81,17 @@ bench: install
 .PHONY: dlq
 dlq: install
 	$(UV) run --no-sync python -m devserver.dlq $(if $(ARGS),$(ARGS),list)
+
+# The consistency checker against the running `make up` (docs/consistency.md):
+# every replica against its source, charges against orders, double sales, dead letters.
+# Exit 1 when anything differs. ARGS="--wait 60" re-checks until clean; see --help.
+.PHONY: verify
+verify: install
+	$(UV) run --no-sync python -m devserver.verify $(ARGS)
+
+# The fault-injection suite (e2e/test_faults.py, docs/consistency.md): the whole system under
+# traffic, one fault at a time, each followed by the consistency checker; about 4 minutes, so
+# it is its own verb (.ci/run runs it after `make test`). -s prints its figures at the end.
+.PHONY: test-faults
+test-faults: install
+	$(UV) run --no-sync pytest e2e/test_faults.py -q -s -p no:randomly --durations=10
