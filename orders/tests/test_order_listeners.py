@@ -320,7 +320,7 @@ async def test_expiry_of_an_unknown_order_is_dropped_with_a_log_line(
 ) -> None:
     order_id = str(ObjectId())
 
-    with caplog.at_level(logging.WARNING, logger="orders.events"):
+    with caplog.at_level(logging.WARNING, logger="orders.listeners"):
         await bus.publish(events.order_expired(order_id))
         await settle(OrderExpired)
 
@@ -497,7 +497,7 @@ async def test_charge_events_for_an_unknown_order_are_dropped(
 ) -> None:
     order_id = str(ObjectId())
 
-    with caplog.at_level(logging.WARNING, logger="orders.events"):
+    with caplog.at_level(logging.WARNING, logger="orders.listeners"):
         await bus.publish(events.charge_created(order_id))
         await bus.publish(events.charge_updated(order_id, "failed"))
         await settle(ChargeCreated)

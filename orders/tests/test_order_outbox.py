@@ -23,9 +23,9 @@ from common.types import utc_now
 from fastapi import FastAPI
 from gittix_testing import TestBus, http_client, running
 from orders.app import create_app
-from orders.events import CONTRACT
+from orders.contract import CONTRACT
 
-from orders import repository
+from orders import repository, service
 
 Eventually = Callable[..., Awaitable[None]]
 Headers = dict[str, str]
@@ -47,7 +47,7 @@ async def stored_orders_events(bus: TestBus) -> int:
 async def test_an_order_written_while_the_service_was_down_is_published_once_on_start(
     service_env: dict[str, str], database: Any, bus: TestBus, eventually: Eventually
 ) -> None:
-    order = await repository.create_order(
+    order = await service.create_order(
         database,
         OUTBOX,
         ticket=TICKET,
@@ -68,7 +68,7 @@ async def test_an_order_written_while_the_service_was_down_is_published_once_on_
 async def test_a_relay_that_died_after_publishing_does_not_publish_the_event_twice(
     service_env: dict[str, str], database: Any, bus: TestBus, eventually: Eventually
 ) -> None:
-    order = await repository.create_order(
+    order = await service.create_order(
         database,
         OUTBOX,
         ticket=TICKET,

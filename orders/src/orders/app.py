@@ -5,7 +5,7 @@ from common.service import create_service_app
 from fastapi import FastAPI
 
 from orders import repository
-from orders.events import CONTRACT
+from orders.contract import CONTRACT
 from orders.routes import router
 from orders.runtime import OrdersRuntime
 from orders.settings import Settings

@@ -9,37 +9,21 @@ buyer while `holds_slot`), so the database also decides when simultaneous reques
 buyer would pass their limit; paying, cancelling or expiring frees the slot in the same write.
 """
 
-from datetime import datetime
-from enum import Enum
-from typing import Any
+from typing import cast
 
 from bson import ObjectId
-from common.domain_errors import Conflict, Forbidden, InvalidState, NotFound
-from common.events import (
-    Event,
-    OrderCancelled,
-    OrderCreated,
-    OrderStatus,
-    OrderUpdated,
-    TicketCreated,
-    TicketPriceRef,
-    TicketRef,
-    TicketUpdated,
-)
-from common.mongo import Database
+from common.events import Event
+from common.mongo import Database, Document
 from common.outbox import Outbox
 from common.rate_limit import create_rate_limit_indexes
 from common.snapshot import Snapshot, read_collection
-from common.types import cents_to_price, price_to_cents, utc_now
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from orders.models import OrderChanges, OrderDocument, TicketReplica
+
 ORDERS = "orders"
 TICKETS = "tickets"  # the replica, fed by TicketCreated / TicketUpdated
-
-# Statuses in which an order holds its ticket (`active` is true exactly for these).
-ACTIVE_STATUSES: tuple[OrderStatus, ...] = ("created", "awaiting_payment", "completed")
-ALREADY_RESERVED = "Ticket is already reserved"
 
 
 async def create_indexes(db: Database) -> None:
@@ -62,58 +46,47 @@ async def create_indexes(db: Database) -> None:
 # --- the tickets replica -------------------------------------------------------------------------
 
 
-class ReplicaOutcome(Enum):
-    APPLIED = "applied"
-    ALREADY_APPLIED = "already applied"
-    AHEAD = "ahead"  # its predecessor has not been applied yet
-    UNKNOWN = "unknown"  # no TicketCreated yet
-
-
-def _replica_fields(event: TicketCreated | TicketUpdated) -> dict[str, Any]:
-    return {
-        "title": event.title,
-        "price_cents": price_to_cents(event.price),
-        "user_id": event.user_id,
-        "version": event.version,
-    }
-
-
-async def insert_ticket(db: Database, event: TicketCreated) -> ReplicaOutcome:
-    """Add a ticket to the replica at its first version; a repeat is already applied."""
-    document = {
-        "_id": ObjectId(event.id),
-        **_replica_fields(event),
-        "order_id": None,
-    }
+async def insert_ticket(db: Database, ticket: TicketReplica) -> bool:
+    """Add a ticket to the replica; False when it is there already."""
     try:
-        await db[TICKETS].insert_one(document)
+        await db[TICKETS].insert_one(cast(Document, ticket))
     except DuplicateKeyError:
-        return ReplicaOutcome.ALREADY_APPLIED
-    return ReplicaOutcome.APPLIED
+        return False
+    return True
 
 
-async def update_ticket(db: Database, event: TicketUpdated) -> ReplicaOutcome:
-    """Apply version N only on top of version N-1."""
-    ticket_id = ObjectId(event.id)
+async def write_ticket_version(db: Database, ticket: TicketReplica) -> bool:
+    """Write `ticket` (at its version N) only over version N-1; False when that is not stored."""
     result = await db[TICKETS].update_one(
-        {"_id": ticket_id, "version": event.version - 1},
-        {"$set": {**_replica_fields(event), "order_id": event.order_id}},
+        {"_id": ticket["_id"], "version": ticket["version"] - 1},
+        {
+            "$set": {
+                "title": ticket["title"],
+                "price_cents": ticket["price_cents"],
+                "user_id": ticket["user_id"],
+                "version": ticket["version"],
+                "order_id": ticket["order_id"],
+            }
+        },
     )
-    if result.matched_count == 1:
-        return ReplicaOutcome.APPLIED
+    return result.matched_count == 1
+
+
+async def ticket_version(db: Database, *, ticket_id: ObjectId) -> int | None:
+    """The replica's version of a ticket; None when it has not got the ticket."""
     current = await db[TICKETS].find_one({"_id": ticket_id}, {"version": 1})
-    if current is None:
-        return ReplicaOutcome.UNKNOWN
-    if current["version"] >= event.version:
-        return ReplicaOutcome.ALREADY_APPLIED
-    return ReplicaOutcome.AHEAD
+    return None if current is None else int(current["version"])
 
 
-async def find_ticket(db: Database, *, ticket_id: ObjectId) -> dict[str, Any] | None:
-    return await db[TICKETS].find_one({"_id": ticket_id})
+async def find_ticket(db: Database, *, ticket_id: ObjectId) -> TicketReplica | None:
+    return cast(TicketReplica | None, await db[TICKETS].find_one({"_id": ticket_id}))
 
 
 # --- orders --------------------------------------------------------------------------------------
+
+
+class TicketHeld(Exception):
+    """Another active order holds the ticket: the lock index refused the order."""
 
 
 class SlotTaken(Exception):
@@ -126,70 +99,44 @@ async def taken_slots(db: Database, *, user_id: str) -> set[int]:
     return {order["buyer_slot"] async for order in cursor}
 
 
-async def create_order(
-    db: Database,
-    outbox: Outbox,
-    *,
-    ticket: dict[str, Any],
-    user_id: str,
-    expires_at: datetime,
-    slot: int,
-) -> dict[str, Any]:
-    """Insert an order holding `ticket` and the buyer's `slot`, with its OrderCreated, in one write.
+async def insert_order(
+    db: Database, outbox: Outbox, order: OrderDocument, event: Event
+) -> OrderDocument:
+    """Insert `order` with `event` pending, in one write; returns it as stored.
 
-    The unique index refuses a second active order for the ticket: 400 "Ticket is already
-    reserved", however many buyers try at the same moment. SlotTaken when the slot is no longer
-    free (the ticket was not the reason).
+    TicketHeld when an active order holds its ticket (one buyer wins, however many try at the
+    same moment); SlotTaken when its buyer's slot is no longer free (the ticket was not the
+    reason).
     """
-    order_id = ObjectId()
-    event = OrderCreated(
-        id=str(order_id),
-        version=0,
-        status="created",
-        user_id=user_id,
-        expires_at=expires_at,
-        ticket=TicketPriceRef(id=str(ticket["_id"]), price=cents_to_price(ticket["price_cents"])),
-    )
-    document: dict[str, Any] = {
-        "_id": order_id,
-        "user_id": user_id,
-        "status": "created",
-        "active": True,
-        "ticket_id": ticket["_id"],
-        "ticket": {"title": ticket["title"], "price_cents": ticket["price_cents"]},
-        "buyer_slot": slot,
-        "holds_slot": True,
-        "expires_at": expires_at,
-        "version": 0,
-        "created_at": utc_now(),
-    }
     try:
-        return await outbox.insert_one(db[ORDERS], document, event)
+        stored = await outbox.insert_one(db[ORDERS], order, event)
     except DuplicateKeyError:
         # Either index may have refused it; the ticket's holder, if any, says which one.
-        if await db[ORDERS].find_one({"ticket_id": ticket["_id"], "active": True}, {"_id": 1}):
-            raise Conflict(ALREADY_RESERVED) from None
+        if await db[ORDERS].find_one({"ticket_id": order["ticket_id"], "active": True}, {"_id": 1}):
+            raise TicketHeld from None
         raise SlotTaken from None
+    return cast(OrderDocument, stored)
 
 
-async def find_order(db: Database, *, order_id: ObjectId) -> dict[str, Any] | None:
-    return await db[ORDERS].find_one({"_id": order_id}, {"outbox": 0})
+async def find_order(db: Database, *, order_id: ObjectId) -> OrderDocument | None:
+    return cast(OrderDocument | None, await db[ORDERS].find_one({"_id": order_id}, {"outbox": 0}))
 
 
-async def list_orders(db: Database, *, user_id: str) -> list[dict[str, Any]]:
+async def list_orders(db: Database, *, user_id: str) -> list[OrderDocument]:
     """A buyer's orders, newest first."""
     cursor = (
         db[ORDERS].find({"user_id": user_id}, {"outbox": 0}).sort([("created_at", -1), ("_id", -1)])
     )
-    return [order async for order in cursor]
+    return [cast(OrderDocument, order) async for order in cursor]
 
 
-async def _save_change(
-    db: Database, outbox: Outbox, order: dict[str, Any], changes: dict[str, Any], event: Event
-) -> dict[str, Any] | None:
-    """Write `changes` as version + 1 on top of the version read, with `event`; None when the
-    order changed in between (the caller re-reads and decides again)."""
-    saved: dict[str, Any] | None = await outbox.find_one_and_update(
+async def save_order_change(
+    db: Database, outbox: Outbox, order: OrderDocument, changes: OrderChanges, event: Event
+) -> OrderDocument | None:
+    """Write `changes` as version + 1 on top of the version `order` was read at, with `event`
+    pending, in one write; None when the order changed in between (the caller re-reads and
+    decides again)."""
+    saved = await outbox.find_one_and_update(
         db[ORDERS],
         {"_id": order["_id"], "version": order["version"]},
         {"$set": {**changes, "version": order["version"] + 1}},
@@ -197,86 +144,7 @@ async def _save_change(
         projection={"outbox": 0},
         return_document=ReturnDocument.AFTER,
     )
-    return saved
-
-
-async def cancel(db: Database, outbox: Outbox, order: dict[str, Any]) -> dict[str, Any] | None:
-    """Cancel and release the lock in the same write, announcing OrderCancelled."""
-    event = OrderCancelled(
-        id=str(order["_id"]),
-        version=order["version"] + 1,
-        ticket=TicketRef(id=str(order["ticket_id"])),
-    )
-    changes = {"status": "cancelled", "active": False, "holds_slot": False}
-    return await _save_change(db, outbox, order, changes, event)
-
-
-async def set_status(
-    db: Database, outbox: Outbox, order: dict[str, Any], status: OrderStatus
-) -> dict[str, Any] | None:
-    """Move an order on (awaiting_payment, completed), announcing OrderUpdated."""
-    assert status in ACTIVE_STATUSES
-    event = OrderUpdated(id=str(order["_id"]), version=order["version"] + 1, status=status)
-    changes: dict[str, Any] = {"status": status}
-    if status == "completed":
-        changes["holds_slot"] = False  # paid for: no longer held without paying
-    return await _save_change(db, outbox, order, changes, event)
-
-
-class Change(Enum):
-    CHANGED = "changed"
-    UNCHANGED = "unchanged"  # already in that state, or a state it must not leave
-    UNKNOWN = "unknown"  # no such order
-
-
-async def cancel_by_buyer(
-    db: Database, outbox: Outbox, *, order_id: ObjectId, user_id: str
-) -> Change:
-    """The buyer cancels: 404 unknown, 403 someone else's, 400 completed; a cancelled order
-    stays as it is (cancelling twice is harmless and announces nothing new)."""
-    while True:
-        order = await find_order(db, order_id=order_id)
-        if order is None:
-            raise NotFound("Order not found")
-        if order["user_id"] != user_id:
-            raise Forbidden("This order belongs to someone else")
-        if order["status"] == "completed":
-            raise InvalidState("Cannot cancel a completed order")
-        if order["status"] == "cancelled":
-            return Change.UNCHANGED
-        if await cancel(db, outbox, order) is not None:
-            return Change.CHANGED
-
-
-async def cancel_unless_completed(db: Database, outbox: Outbox, *, order_id: ObjectId) -> Change:
-    """Cancel (expiry, failed charge); a completed order is never cancelled."""
-    while True:
-        order = await find_order(db, order_id=order_id)
-        if order is None:
-            return Change.UNKNOWN
-        if order["status"] in ("completed", "cancelled"):
-            return Change.UNCHANGED
-        if await cancel(db, outbox, order) is not None:
-            return Change.CHANGED
-
-
-async def advance(
-    db: Database,
-    outbox: Outbox,
-    *,
-    order_id: ObjectId,
-    to: OrderStatus,
-    allowed_from: tuple[OrderStatus, ...],
-) -> Change:
-    """Move an order to `to` if it is in one of `allowed_from`; otherwise leave it."""
-    while True:
-        order = await find_order(db, order_id=order_id)
-        if order is None:
-            return Change.UNKNOWN
-        if order["status"] not in allowed_from:
-            return Change.UNCHANGED
-        if await set_status(db, outbox, order, to) is not None:
-            return Change.CHANGED
+    return cast(OrderDocument | None, saved)
 
 
 async def snapshot(db: Database) -> Snapshot:
