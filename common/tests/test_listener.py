@@ -195,6 +195,20 @@ async def test_failures_are_counted_across_a_restart(bus: TestBus, start: Any) -
     assert stored.record.delivered == QUICK.failure_budget + 1
 
 
+async def test_a_handler_that_hangs_is_cut_short_and_counted_as_a_failure(
+    bus: TestBus, start: Any
+) -> None:
+    listener = RecordingListener()
+    listener.blocked.clear()  # hangs on every delivery
+    # Cut short at 80 % of ack_wait: 1.2 s, before JetStream would redeliver on its own.
+    await start(listener, ConsumerPolicy(failure_budget=2, ack_wait_seconds=1.5))
+    await bus.publish(ticket())
+
+    [stored] = await wait_until(bus.dead_letters, timeout=20, message="nothing dead-lettered")
+    assert stored.record.last_error == "the handler took longer than 1.2 s"
+    assert (stored.record.failures, stored.record.delivered) == (2, 2)
+
+
 async def test_an_unparseable_message_is_dead_lettered_not_lost(
     bus: TestBus, start: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

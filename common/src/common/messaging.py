@@ -264,8 +264,9 @@ class Consumer:
                 raise EventParseError(f"{envelope.type} arrived on {msg.subject}")
         except EventParseError as error:
             return await self._dead_letter(msg, reason="unparseable", failures=0, error=str(error))
+        deadline = asyncio.timeout(self._policy.handle_timeout_seconds)
         try:
-            async with asyncio.timeout(self._policy.handle_timeout_seconds):
+            async with deadline:
                 await self.listener.handle(event, envelope)
         except RetryLater as wait:
             self._report_long_wait(msg, envelope, wait)
@@ -273,7 +274,7 @@ class Consumer:
             self.stats.waiting += 1
             return "waiting"
         except Exception as error:
-            return await self._failed(msg, envelope, error)
+            return await self._failed(msg, envelope, error, cut_short=deadline.expired())
         await msg.ack()
         self.stats.acked += 1
         if delivered > 1:
@@ -281,9 +282,15 @@ class Consumer:
             await self._forget(metadata.stream, sequence)
         return "acked"
 
-    async def _failed(self, msg: Msg, envelope: Envelope, error: Exception) -> str:
+    async def _failed(
+        self, msg: Msg, envelope: Envelope, error: Exception, *, cut_short: bool
+    ) -> str:
         metadata = msg.metadata
-        text = _describe(error, self._policy)
+        text = (
+            f"the handler took longer than {self._policy.handle_timeout_seconds:g} s"
+            if cut_short
+            else f"{type(error).__name__}: {error}"
+        )
         try:
             failures = await self._ledger.record(
                 consumer=self.durable,
@@ -419,12 +426,6 @@ class Consumer:
                 }
             },
         )
-
-
-def _describe(error: Exception, policy: ConsumerPolicy) -> str:
-    if isinstance(error, TimeoutError):
-        return f"the handler took longer than {policy.handle_timeout_seconds:.0f} s"
-    return f"{type(error).__name__}: {error}"
 
 
 @dataclass
