@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
 
@@ -49,6 +50,9 @@ Price = Annotated[
     BeforeValidator(_number_only),
     Field(gt=0, max_digits=11, decimal_places=2),
     PlainSerializer(float, return_type=float, when_used="json"),
+    # What the API really takes and gives: a number (pydantic would document Decimal's "number
+    # or string" and its own gt/max_digits keys, which are no JSON Schema; found by fuzzing).
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 999_999_999.99}),
 ]
 """A price: a JSON number greater than 0 with at most two decimals, kept exact as Decimal."""
 
