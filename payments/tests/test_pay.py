@@ -13,7 +13,7 @@ from common.events import ChargeCreated, ChargeUpdated, OrderCancelled, OrderUpd
 from fastapi import FastAPI
 from gittix_testing import TestBus, free_port, http_client, running
 from payment_events import BUYER_EMAIL, BUYER_ID, order_created, publish_and_settle
-from payments.charging import ALREADY_PAID, UNAVAILABLE
+from payments.service import ALREADY_PAID, UNAVAILABLE
 
 
 async def pay(

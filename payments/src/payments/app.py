@@ -5,12 +5,12 @@ from common.service import create_service_app
 from fastapi import FastAPI
 
 from payments import repository
-from payments.charging import run_sweeper
-from payments.events import CONTRACT
+from payments.contract import CONTRACT
 from payments.routes import router
 from payments.runtime import PaymentsRuntime
 from payments.settings import Settings
 from payments.stripe_gateway import StripeGateway
+from payments.sweeper import run_sweeper
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:

@@ -8,21 +8,22 @@ resume the attempt with the same idempotency key.
 """
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import cast
 
 from bson import ObjectId
-from common.events import ChargeCreated, ChargeUpdated, OrderCreated
-from common.messaging import RetryLater
-from common.mongo import Database
+from common.events import Event, OrderStatus
+from common.mongo import Database, Document
 from common.outbox import Outbox
 from common.snapshot import Snapshot, email_digest, read_collection
-from common.types import price_to_cents, utc_now
+from common.types import utc_now
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from payments.models import ChargeDocument, OrderReplica, UserReplica
+
 CHARGES = "charges"
-ORDERS = "orders"
-USERS = "users"
+ORDERS = "orders"  # the replica, fed by OrderCreated / OrderUpdated / OrderCancelled
+USERS = "users"  # the replica, fed by UserCreated / UserUpdated
 
 
 async def create_indexes(db: Database) -> None:
@@ -33,163 +34,131 @@ async def create_indexes(db: Database) -> None:
     await db[CHARGES].create_index([("status", 1), ("attempt_until", 1)])
 
 
-# --- replicas -----------------------------------------------------------------------------
+# --- replicas ------------------------------------------------------------------------------------
 
 
-async def insert_order(db: Database, event: OrderCreated) -> None:
-    """The order as OrderCreated describes it (version 0); a duplicate is a no-op."""
+async def _insert_replica(db: Database, collection: str, document: Document) -> bool:
+    """False when the document is there already."""
     try:
-        await db[ORDERS].insert_one(
-            {
-                "_id": event.id,
-                "version": event.version,
-                "status": event.status,
-                "user_id": event.user_id,
-                "ticket_id": event.ticket.id,
-                "amount": price_to_cents(event.ticket.price),
-            }
-        )
+        await db[collection].insert_one(document)
     except DuplicateKeyError:
-        pass
+        return False
+    return True
 
 
-async def _apply_version(
-    db: Database, collection: str, doc_id: str, version: int, changes: dict[str, Any]
+async def _write_version(
+    db: Database, collection: str, doc_id: str, version: int, changes: Document
 ) -> bool:
-    """Apply version N only on top of N-1; True if applied, False if already applied.
-
-    Raises RetryLater when the replica is behind (an earlier event has not arrived yet).
-    """
+    """Write `changes` as `version` only over version - 1; False when that is not stored."""
     result = await db[collection].update_one(
         {"_id": doc_id, "version": version - 1}, {"$set": {**changes, "version": version}}
     )
-    if result.modified_count:
-        return True
+    return result.modified_count == 1
+
+
+async def _version(db: Database, collection: str, doc_id: str) -> int | None:
     current = await db[collection].find_one({"_id": doc_id}, {"version": 1})
-    if current is None or current["version"] < version - 1:
-        raise RetryLater(f"{collection} {doc_id} is not at version {version - 1} yet")
-    return False
+    return None if current is None else int(current["version"])
 
 
-async def apply_order_status(db: Database, *, order_id: str, version: int, status: str) -> bool:
-    return await _apply_version(db, ORDERS, order_id, version, {"status": status})
+async def insert_order(db: Database, order: OrderReplica) -> bool:
+    """Add an order to the replica; False when it is there already."""
+    return await _insert_replica(db, ORDERS, cast(Document, order))
 
 
-async def find_order(db: Database, *, order_id: str) -> dict[str, Any] | None:
-    return await db[ORDERS].find_one({"_id": order_id})
+async def write_order_status(
+    db: Database, *, order_id: str, version: int, status: OrderStatus
+) -> bool:
+    """Write the order's status at `version` only over version - 1; False when not stored."""
+    return await _write_version(db, ORDERS, order_id, version, {"status": status})
 
 
-async def insert_user(db: Database, *, user_id: str, email: str, version: int) -> None:
-    try:
-        await db[USERS].insert_one({"_id": user_id, "email": email, "version": version})
-    except DuplicateKeyError:
-        pass
+async def order_version(db: Database, *, order_id: str) -> int | None:
+    """The replica's version of an order; None when it has not got the order."""
+    return await _version(db, ORDERS, order_id)
 
 
-async def apply_user(db: Database, *, user_id: str, email: str, version: int) -> bool:
-    return await _apply_version(db, USERS, user_id, version, {"email": email})
+async def find_order(db: Database, *, order_id: str) -> OrderReplica | None:
+    return cast(OrderReplica | None, await db[ORDERS].find_one({"_id": order_id}))
 
 
-async def find_user(db: Database, *, user_id: str) -> dict[str, Any] | None:
-    return await db[USERS].find_one({"_id": user_id})
+async def insert_user(db: Database, user: UserReplica) -> bool:
+    """Add a user to the replica; False when it is there already."""
+    return await _insert_replica(db, USERS, cast(Document, user))
 
 
-# --- charges ------------------------------------------------------------------------------
+async def write_user_email(db: Database, *, user_id: str, version: int, email: str) -> bool:
+    """Write the user's email at `version` only over version - 1; False when not stored."""
+    return await _write_version(db, USERS, user_id, version, {"email": email})
 
 
-def _charge_updated(charge: dict[str, Any], **changes: Any) -> ChargeUpdated:
-    merged = {**charge, **changes}
-    return ChargeUpdated(
-        id=str(merged["_id"]),
-        version=merged["version"],
-        order_id=merged["order_id"],
-        status=merged["status"],
-        amount=merged["amount"],
-        stripe_id=merged.get("stripe_id"),
-        stripe_refund_id=merged.get("stripe_refund_id"),
-    )
+async def user_version(db: Database, *, user_id: str) -> int | None:
+    """The replica's version of a user; None when it has not got the user."""
+    return await _version(db, USERS, user_id)
 
 
-async def start_charge(
-    db: Database,
-    outbox: Outbox,
-    *,
-    order: dict[str, Any],
-    token: str,
-    receipt_email: str | None,
-    lease: timedelta,
-) -> dict[str, Any] | None:
-    """A new charge attempt (`created`, ChargeCreated in its outbox), leased to the caller.
+async def find_user(db: Database, *, user_id: str) -> UserReplica | None:
+    return cast(UserReplica | None, await db[USERS].find_one({"_id": user_id}))
+
+
+# --- charges -------------------------------------------------------------------------------------
+
+
+async def insert_charge(
+    db: Database, outbox: Outbox, charge: ChargeDocument, event: Event
+) -> ChargeDocument | None:
+    """Insert a new live charge with `event` pending, in one write; returns it as stored.
 
     None when the order already has a live charge (in flight, unresolved or completed).
     """
-    charge_id = ObjectId()
-    event = ChargeCreated(
-        id=str(charge_id),
-        version=0,
-        order_id=order["_id"],
-        status="created",
-        amount=order["amount"],
-    )
-    now = utc_now()
-    document = {
-        "_id": charge_id,
-        "order_id": order["_id"],
-        "user_id": order["user_id"],
-        "status": "created",
-        "live": True,
-        "amount": order["amount"],
-        "token": token,
-        "receipt_email": receipt_email,
-        "stripe_id": None,
-        "stripe_refund_id": None,
-        "version": 0,
-        "created_at": now,
-        "attempt_until": now + lease,
-    }
     try:
-        return await outbox.insert_one(db[CHARGES], document, event)
+        stored = await outbox.insert_one(db[CHARGES], cast(Document, charge), event)
     except DuplicateKeyError:
         return None
+    return cast(ChargeDocument, stored)
 
 
-async def find_live_charge(db: Database, *, order_id: str) -> dict[str, Any] | None:
-    return await db[CHARGES].find_one({"order_id": order_id, "live": True})
+async def find_charge(db: Database, *, charge_id: ObjectId) -> ChargeDocument | None:
+    return cast(ChargeDocument | None, await db[CHARGES].find_one({"_id": charge_id}))
+
+
+async def find_live_charge(db: Database, *, order_id: str) -> ChargeDocument | None:
+    found = await db[CHARGES].find_one({"order_id": order_id, "live": True})
+    return cast(ChargeDocument | None, found)
 
 
 async def has_failed_charge(db: Database, *, order_id: str) -> bool:
-    """A declined attempt ends its order (orders cancels it on the failed ChargeUpdated)."""
-    return (
-        await db[CHARGES].find_one({"order_id": order_id, "status": "failed"}, {"_id": 1})
-        is not None
-    )
+    found = await db[CHARGES].find_one({"order_id": order_id, "status": "failed"}, {"_id": 1})
+    return found is not None
 
 
 async def claim_attempt(
     db: Database, *, charge_id: ObjectId, lease: timedelta
-) -> dict[str, Any] | None:
+) -> ChargeDocument | None:
     """Take over an unresolved attempt whose lease has run out; None if someone holds it."""
     now = utc_now()
-    return await db[CHARGES].find_one_and_update(
+    claimed = await db[CHARGES].find_one_and_update(
         {"_id": charge_id, "status": "created", "attempt_until": {"$lte": now}},
         {"$set": {"attempt_until": now + lease}},
         return_document=ReturnDocument.AFTER,
     )
+    return cast(ChargeDocument | None, claimed)
 
 
-async def release_attempt(db: Database, *, charge: dict[str, Any]) -> None:
-    """The attempt's outcome is unknown: let the next request resume it at once."""
+async def release_attempt(db: Database, *, charge_id: ObjectId) -> None:
+    """End the lease of a `created` charge now, so the next request may resume it at once."""
     await db[CHARGES].update_one(
-        {"_id": charge["_id"], "status": "created"}, {"$set": {"attempt_until": utc_now()}}
+        {"_id": charge_id, "status": "created"}, {"$set": {"attempt_until": utc_now()}}
     )
 
 
 async def complete_charge(
-    db: Database, outbox: Outbox, *, charge: dict[str, Any], stripe_id: str
-) -> dict[str, Any] | None:
+    db: Database, outbox: Outbox, *, charge: ChargeDocument, stripe_id: str, event: Event
+) -> ChargeDocument | None:
+    """`created` -> `completed` as version + 1, with `event` pending; None when the charge is no
+    longer `created` at the version it was read at."""
     version = charge["version"] + 1
-    event = _charge_updated(charge, status="completed", stripe_id=stripe_id, version=version)
-    completed: dict[str, Any] | None = await outbox.find_one_and_update(
+    completed = await outbox.find_one_and_update(
         db[CHARGES],
         {"_id": charge["_id"], "status": "created", "version": charge["version"]},
         {
@@ -199,33 +168,29 @@ async def complete_charge(
         event,
         return_document=ReturnDocument.AFTER,
     )
-    return completed
+    return cast(ChargeDocument | None, completed)
 
 
 async def fail_charge(
-    db: Database, outbox: Outbox, *, charge: dict[str, Any], reason: str
-) -> dict[str, Any] | None:
-    version = charge["version"] + 1
-    event = _charge_updated(charge, status="failed", version=version)
-    failed: dict[str, Any] | None = await outbox.find_one_and_update(
+    db: Database, outbox: Outbox, *, charge: ChargeDocument, reason: str, event: Event
+) -> ChargeDocument | None:
+    """`created` -> `failed` (no longer live) as version + 1, with `event` pending; None when
+    the charge is no longer `created` at the version it was read at."""
+    failed = await outbox.find_one_and_update(
         db[CHARGES],
         {"_id": charge["_id"], "status": "created", "version": charge["version"]},
         {
-            "$set": {"status": "failed", "failure": reason, "version": version},
+            "$set": {"status": "failed", "failure": reason, "version": charge["version"] + 1},
             "$unset": {"live": "", "attempt_until": ""},
         },
         event,
         return_document=ReturnDocument.AFTER,
     )
-    return failed
-
-
-async def find_charge(db: Database, *, charge_id: ObjectId) -> dict[str, Any] | None:
-    return await db[CHARGES].find_one({"_id": charge_id})
+    return cast(ChargeDocument | None, failed)
 
 
 async def mark_refund_due(db: Database, *, order_id: str) -> int:
-    """Flag the order's completed, unrefunded charges: their order ended cancelled."""
+    """Flag the order's completed, unrefunded charges; returns how many were flagged now."""
     result = await db[CHARGES].update_many(
         {"order_id": order_id, "status": "completed", "stripe_refund_id": None},
         {"$set": {"refund_due": True}},
@@ -235,33 +200,35 @@ async def mark_refund_due(db: Database, *, order_id: str) -> int:
 
 async def charges_owed_a_refund(
     db: Database, *, order_id: str | None = None
-) -> list[dict[str, Any]]:
-    query: dict[str, Any] = {"refund_due": True}
+) -> list[ChargeDocument]:
+    query: Document = {"refund_due": True}
     if order_id is not None:
         query["order_id"] = order_id
-    return [charge async for charge in db[CHARGES].find(query, {"outbox": 0})]
+    return [cast(ChargeDocument, charge) async for charge in db[CHARGES].find(query, {"outbox": 0})]
 
 
 async def record_refund(
-    db: Database, outbox: Outbox, *, charge: dict[str, Any], refund_id: str
-) -> dict[str, Any] | None:
-    """Store the refund and announce it; None if another replica recorded it first."""
-    version = charge["version"] + 1
-    event = _charge_updated(charge, stripe_refund_id=refund_id, version=version)
-    recorded: dict[str, Any] | None = await outbox.find_one_and_update(
+    db: Database, outbox: Outbox, *, charge: ChargeDocument, refund_id: str, event: Event
+) -> ChargeDocument | None:
+    """Store the refund as version + 1, with `event` pending; None if another replica recorded
+    it first."""
+    recorded = await outbox.find_one_and_update(
         db[CHARGES],
         {"_id": charge["_id"], "version": charge["version"], "stripe_refund_id": None},
-        {"$set": {"stripe_refund_id": refund_id, "version": version}, "$unset": {"refund_due": ""}},
+        {
+            "$set": {"stripe_refund_id": refund_id, "version": charge["version"] + 1},
+            "$unset": {"refund_due": ""},
+        },
         event,
         return_document=ReturnDocument.AFTER,
     )
-    return recorded
+    return cast(ChargeDocument | None, recorded)
 
 
-async def unresolved_attempts(db: Database, *, now: datetime) -> list[dict[str, Any]]:
+async def unresolved_attempts(db: Database, *, now: datetime) -> list[ChargeDocument]:
     """Charges still `created` whose attempt's lease ran out (the request failed or crashed)."""
     cursor = db[CHARGES].find({"status": "created", "attempt_until": {"$lte": now}}, {"outbox": 0})
-    return [charge async for charge in cursor]
+    return [cast(ChargeDocument, charge) async for charge in cursor]
 
 
 async def snapshot(db: Database) -> Snapshot:

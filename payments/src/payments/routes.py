@@ -4,7 +4,7 @@ from common.auth import RequiredUser
 from common.mongo import parse_object_id
 from fastapi import APIRouter, status
 
-from payments import charging
+from payments import service
 from payments.models import ChargeOut, PaymentBody
 from payments.runtime import RuntimeDep
 
@@ -14,5 +14,5 @@ router = APIRouter(prefix="/api/payments", tags=["payments"])
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ChargeOut)
 async def create_payment(body: PaymentBody, user: RequiredUser, runtime: RuntimeDep) -> ChargeOut:
     order_id = str(parse_object_id(body.order_id, field="orderId"))
-    charge = await charging.pay(runtime, user=user, order_id=order_id, token=body.token)
+    charge = await service.pay(runtime, user=user, order_id=order_id, token=body.token)
     return ChargeOut(id=str(charge["_id"]))
