@@ -14,9 +14,9 @@ from common.outbox import Outbox
 from fastapi import FastAPI
 from gittix_testing import TestBus, http_client, running
 from tickets.app import create_app
-from tickets.events import CONTRACT
+from tickets.contract import CONTRACT
 
-from tickets import repository
+from tickets import repository, service
 
 Eventually = Callable[..., Awaitable[None]]
 Headers = dict[str, str]
@@ -37,7 +37,7 @@ async def test_a_ticket_written_while_the_service_was_down_is_published_once_on_
     service_env: dict[str, str], database: Any, bus: TestBus, eventually: Eventually
 ) -> None:
     # The write landed, then the process died before its relay ran.
-    ticket = await repository.create_ticket(
+    ticket = await service.create_ticket(
         database, OUTBOX, title="Concert", price=Decimal("20.00"), user_id="u1"
     )
     assert bus.published(TicketCreated) == []
@@ -83,7 +83,7 @@ async def test_an_edit_whose_relay_was_stopped_is_published_once_after_a_restart
 async def test_a_relay_that_died_after_publishing_does_not_publish_the_event_twice(
     service_env: dict[str, str], database: Any, bus: TestBus, eventually: Eventually
 ) -> None:
-    ticket = await repository.create_ticket(
+    ticket = await service.create_ticket(
         database, OUTBOX, title="Concert", price=Decimal("20.00"), user_id="u1"
     )
     # The relay published the pending event and died before removing it from the outbox.
@@ -98,14 +98,14 @@ async def test_a_relay_that_died_after_publishing_does_not_publish_the_event_twi
 
 
 async def test_a_change_written_on_a_stale_version_is_refused(database: Any) -> None:
-    ticket = await repository.create_ticket(
+    ticket = await service.create_ticket(
         database, OUTBOX, title="Concert", price=Decimal("20.00"), user_id="u1"
     )
     fresh = await repository.find_ticket(database, ticket_id=ticket["_id"])
     assert fresh is not None
-    assert await repository.save_change(database, OUTBOX, fresh, {"title": "First"}) is not None
+    assert await service.save_change(database, OUTBOX, fresh, {"title": "First"}) is not None
 
-    assert await repository.save_change(database, OUTBOX, fresh, {"title": "Second"}) is None
+    assert await service.save_change(database, OUTBOX, fresh, {"title": "Second"}) is None
     stored = await repository.find_ticket(database, ticket_id=ticket["_id"])
     assert stored is not None and (stored["title"], stored["version"]) == ("First", 1)
 
@@ -115,7 +115,7 @@ async def test_a_reservation_read_before_its_cancellation_was_noted_does_not_loc
 ) -> None:
     # OrderCreated and OrderCancelled of one order handled at the same moment, the
     # cancellation's note landing between the reservation's read and its write.
-    ticket = await repository.create_ticket(
+    ticket = await service.create_ticket(
         database, OUTBOX, title="Concert", price=Decimal("20.00"), user_id="u1"
     )
     read_by_reservation = await repository.find_ticket(database, ticket_id=ticket["_id"])
@@ -124,7 +124,7 @@ async def test_a_reservation_read_before_its_cancellation_was_noted_does_not_loc
     noted = await repository.remember_released_order(
         database, ticket_id=ticket["_id"], order_id="order-a"
     )
-    reserved = await repository.reserve_ticket(
+    reserved = await service.reserve_ticket(
         database, OUTBOX, read_by_reservation, order_id="order-a"
     )
 
@@ -136,13 +136,13 @@ async def test_a_reservation_read_before_its_cancellation_was_noted_does_not_loc
 async def test_a_cancellation_read_before_its_reservation_landed_is_told_to_release_it(
     database: Any,
 ) -> None:
-    ticket = await repository.create_ticket(
+    ticket = await service.create_ticket(
         database, OUTBOX, title="Concert", price=Decimal("20.00"), user_id="u1"
     )
     fresh = await repository.find_ticket(database, ticket_id=ticket["_id"])
     assert fresh is not None
     # The cancellation read the ticket unreserved; then the reservation landed.
-    assert await repository.reserve_ticket(database, OUTBOX, fresh, order_id="order-a") is not None
+    assert await service.reserve_ticket(database, OUTBOX, fresh, order_id="order-a") is not None
 
     noted = await repository.remember_released_order(
         database, ticket_id=ticket["_id"], order_id="order-a"

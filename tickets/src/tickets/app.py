@@ -5,7 +5,7 @@ from common.service import create_service_app
 from fastapi import FastAPI
 
 from tickets import repository
-from tickets.events import CONTRACT
+from tickets.contract import CONTRACT
 from tickets.routes import router
 from tickets.runtime import TicketsRuntime
 from tickets.settings import Settings

@@ -1,22 +1,69 @@
-"""tickets' request and response bodies."""
+"""tickets' request and response bodies, and the document it stores."""
 
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, NotRequired, TypedDict
 
+from bson import ObjectId
+from common.mongo import Document
 from common.types import CamelModel, Price, cents_to_price
-from pydantic import field_validator
+from pydantic import Field, WithJsonSchema, field_validator
 
 TITLE_MAX_LENGTH = 120
 # What Stripe can charge in USD: a ticket priced outside this range could never be paid for.
 PRICE_MIN = Decimal("0.50")
 PRICE_MAX = Decimal("999999.99")
 
+# --- the stored document -------------------------------------------------------------------------
+
+
+class TicketDocument(TypedDict):
+    """A ticket (collection `tickets`); `order_id` is set while an order holds it."""
+
+    _id: ObjectId
+    title: str
+    price_cents: int
+    user_id: str
+    order_id: str | None
+    version: int
+    created_at: datetime
+    # Orders cancelled before their OrderCreated was applied here: a late OrderCreated of one
+    # of them must not lock the ticket again.
+    released_order_ids: NotRequired[list[str]]
+    # Events written but not yet published (common.outbox); reads leave it out.
+    outbox: NotRequired[list[Document]]
+
+
+class TicketChanges(TypedDict, total=False):
+    """The fields a ticket's change may set (its version is bumped by the repository)."""
+
+    title: str
+    price_cents: int
+    order_id: str | None
+
+
+# --- HTTP bodies ---------------------------------------------------------------------------------
+
 
 class TicketBody(CamelModel):
     """What a seller sends to create or edit a ticket."""
 
-    title: str
-    price: Price
+    # The schema says what the validators below accept, so a client built from the OpenAPI
+    # sends nothing they refuse (found by fuzzing it).
+    title: str = Field(
+        json_schema_extra={"minLength": 1, "maxLength": TITLE_MAX_LENGTH, "pattern": r"\S"}
+    )
+    price: Annotated[
+        Price,
+        WithJsonSchema(
+            {
+                "type": "number",
+                "minimum": float(PRICE_MIN),
+                "maximum": float(PRICE_MAX),
+                "multipleOf": 0.01,
+            }
+        ),
+    ]
 
     @field_validator("title")
     @classmethod
@@ -47,7 +94,7 @@ class TicketOut(CamelModel):
     version: int
 
     @classmethod
-    def from_document(cls, ticket: dict[str, Any]) -> "TicketOut":
+    def from_document(cls, ticket: TicketDocument) -> "TicketOut":
         return cls(
             id=str(ticket["_id"]),
             title=ticket["title"],

@@ -1,11 +1,10 @@
 """tickets' HTTP routes under /api/tickets: create, list for sale, show, edit."""
 
 from common.auth import RequiredUser
-from common.domain_errors import NotFound
 from common.mongo import DatabaseDep, parse_object_id
 from fastapi import APIRouter, status
 
-from tickets import repository
+from tickets import service
 from tickets.models import TicketBody, TicketOut
 from tickets.runtime import RuntimeDep
 
@@ -16,7 +15,7 @@ router = APIRouter(prefix="/api/tickets", tags=["tickets"])
 async def create_ticket(
     body: TicketBody, user: RequiredUser, db: DatabaseDep, runtime: RuntimeDep
 ) -> TicketOut:
-    ticket = await repository.create_ticket(
+    ticket = await service.create_ticket(
         db, runtime.outbox, title=body.title, price=body.price, user_id=user.id
     )
     return TicketOut.from_document(ticket)
@@ -24,17 +23,15 @@ async def create_ticket(
 
 @router.get("", response_model=list[TicketOut])
 async def list_tickets(db: DatabaseDep) -> list[TicketOut]:
-    return [TicketOut.from_document(ticket) for ticket in await repository.list_available(db)]
+    return [TicketOut.from_document(ticket) for ticket in await service.list_for_sale(db)]
 
 
 @router.get("/{ticket_id}", response_model=TicketOut)
 async def show_ticket(ticket_id: str, db: DatabaseDep) -> TicketOut:
     # A malformed id names no ticket: 404, like any other id that does not exist.
-    ticket = await repository.find_ticket(
+    ticket = await service.show_ticket(
         db, ticket_id=parse_object_id(ticket_id, missing_is_404=True)
     )
-    if ticket is None:
-        raise NotFound("Ticket not found")
     return TicketOut.from_document(ticket)
 
 
@@ -42,7 +39,7 @@ async def show_ticket(ticket_id: str, db: DatabaseDep) -> TicketOut:
 async def edit_ticket(
     ticket_id: str, body: TicketBody, user: RequiredUser, db: DatabaseDep, runtime: RuntimeDep
 ) -> TicketOut:
-    ticket = await repository.edit_ticket(
+    ticket = await service.edit_ticket(
         db,
         runtime.outbox,
         ticket_id=parse_object_id(ticket_id, missing_is_404=True),
