@@ -20,11 +20,11 @@ from common.events import (
 )
 from common.outbox import Outbox
 from common.types import ceil_to_millisecond, utc_now
-from expiration.events import CONTRACT
+from expiration.contract import CONTRACT
 from fastapi import FastAPI
 from gittix_testing import TestBus, running
 
-from expiration import repository
+from expiration import repository, service
 
 # Time for the events that should stop or record a timer to be handled before it falls due, with
 # room for a loaded machine; timers are otherwise fired within milliseconds of their due time.
@@ -201,12 +201,10 @@ async def test_expiry_claimed_before_a_crash_is_still_published(
     order_id = str(ObjectId())
     await repository.schedule(database, order_id=order_id, due_at=utc_in(-1))
     # A replica claims the timer and dies before its relay publishes.
-    await repository.claim_due(
-        database,
-        Outbox(CONTRACT.publishes, service=CONTRACT.name),
-        now=utc_now(),
-        event_for=lambda oid: OrderExpired(order_id=oid),
+    claimed = await service.fire_due_expirations(
+        database, Outbox(CONTRACT.publishes, service=CONTRACT.name)
     )
+    assert claimed == 1
 
     async with running(app_factory(database=database)):
         await bus.wait_for(OrderExpired, order_id=order_id)

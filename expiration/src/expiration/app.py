@@ -1,6 +1,7 @@
 """expiration's app: create_app builds it (uvicorn --factory expiration.app:create_app).
 
-It serves only /healthz and /readyz; its work is the listeners and the scheduler.
+It serves only /healthz and /readyz (so it has no routes.py); its work is the listeners and the
+scheduler.
 """
 
 from common.mongo import Database
@@ -8,7 +9,7 @@ from common.service import create_service_app
 from fastapi import FastAPI
 
 from expiration import repository
-from expiration.events import CONTRACT
+from expiration.contract import CONTRACT
 from expiration.runtime import ExpirationRuntime
 from expiration.scheduler import run_scheduler
 from expiration.settings import Settings

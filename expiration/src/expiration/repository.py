@@ -6,9 +6,8 @@ dropped or fired document stays as a tombstone, so a late or repeated OrderCreat
 the timer back.
 """
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import cast
 
 from common.events import Event
 from common.mongo import Database
@@ -18,11 +17,13 @@ from common.types import ceil_to_millisecond, utc_now
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
+from expiration.models import DropReason, TimerDocument, TimerState
+
 EXPIRATIONS = "expirations"
 
-PENDING = "pending"
-FIRED = "fired"
-DROPPED = "dropped"
+PENDING: TimerState = "pending"
+FIRED: TimerState = "fired"
+DROPPED: TimerState = "dropped"
 
 
 async def create_indexes(db: Database) -> None:
@@ -47,11 +48,8 @@ async def schedule(db: Database, *, order_id: str, due_at: datetime) -> bool:
     return result.upserted_id is not None
 
 
-async def drop(db: Database, *, order_id: str, reason: str) -> None:
-    """Drop an order's timer, or leave a tombstone if its OrderCreated has not arrived yet.
-
-    A timer that already fired stays fired: orders ignores an expiry of a completed order.
-    """
+async def drop(db: Database, *, order_id: str, reason: DropReason) -> None:
+    """Drop an order's timer, or leave a tombstone if it has none yet; a fired timer stays."""
     try:
         await db[EXPIRATIONS].update_one(
             {"_id": order_id, "state": {"$ne": FIRED}},
@@ -62,30 +60,28 @@ async def drop(db: Database, *, order_id: str, reason: str) -> None:
         pass
 
 
-async def claim_due(
-    db: Database, outbox: Outbox, *, now: datetime, event_for: Callable[[str], Event]
-) -> dict[str, Any] | None:
-    """Claim one timer that is due, moving it to `fired` with OrderExpired in its outbox.
+async def earliest_due(db: Database, *, now: datetime) -> TimerDocument | None:
+    """The pending timer due first, if it is due by `now`."""
+    found = await db[EXPIRATIONS].find_one(
+        {"state": PENDING, "due_at": {"$lte": now}}, sort=[("due_at", ASCENDING)]
+    )
+    return cast(TimerDocument | None, found)
 
-    The claim and the pending event are one single-document update, so exactly one replica
-    wins each timer and a crash right after it still publishes (the relay finds the outbox).
-    None when nothing is due.
-    """
-    while True:
-        candidate = await db[EXPIRATIONS].find_one(
-            {"state": PENDING, "due_at": {"$lte": now}}, sort=[("due_at", ASCENDING)]
-        )
-        if candidate is None:
-            return None
-        claimed: dict[str, Any] | None = await outbox.find_one_and_update(
-            db[EXPIRATIONS],
-            {"_id": candidate["_id"], "state": PENDING},
-            {"$set": {"state": FIRED, "fired_at": utc_now()}},
-            event_for(candidate["_id"]),
-        )
-        if claimed is not None:
-            return claimed
-        # Another replica claimed it (or it was dropped) between the two reads: look again.
+
+async def fire(
+    db: Database, outbox: Outbox, *, order_id: str, event: Event
+) -> TimerDocument | None:
+    """Move a pending timer to `fired` with `event` pending, in one single-document update, so
+    exactly one replica wins each timer and a crash right after it still publishes (the relay
+    finds the outbox). Returns the timer as it was just before; None when it is no longer
+    pending (another replica fired it, or it was dropped)."""
+    fired = await outbox.find_one_and_update(
+        db[EXPIRATIONS],
+        {"_id": order_id, "state": PENDING},
+        {"$set": {"state": FIRED, "fired_at": utc_now()}},
+        event,
+    )
+    return cast(TimerDocument | None, fired)
 
 
 async def next_due_at(db: Database) -> datetime | None:

@@ -1,31 +1,15 @@
-"""The expiry scheduler: sleeps until the earliest timer is due, then claims and fires it."""
+"""The expiry scheduler: a background loop that sleeps until the earliest timer is due, then
+has the service layer fire what is due."""
 
 import asyncio
 import logging
 
-from common.events import OrderExpired
 from common.types import utc_now
 
-from expiration import repository
+from expiration import service
 from expiration.runtime import ExpirationRuntime
 
 log = logging.getLogger("expiration.scheduler")
-
-
-async def fire_due_expirations(runtime: ExpirationRuntime) -> int:
-    """Claim and fire every timer due now; returns how many this replica fired."""
-    fired = 0
-    while True:
-        claimed = await repository.claim_due(
-            runtime.db,
-            runtime.outbox,
-            now=utc_now(),
-            event_for=lambda order_id: OrderExpired(order_id=order_id),
-        )
-        if claimed is None:
-            return fired
-        fired += 1
-        log.info("order %s expired (due %s)", claimed["_id"], claimed["due_at"].isoformat())
 
 
 async def run_scheduler(runtime: ExpirationRuntime) -> None:
@@ -39,8 +23,8 @@ async def run_scheduler(runtime: ExpirationRuntime) -> None:
     while True:
         wake.clear()
         try:
-            await fire_due_expirations(runtime)
-            next_due = await repository.next_due_at(runtime.db)
+            await service.fire_due_expirations(runtime.db, runtime.outbox)
+            next_due = await service.next_due_at(runtime.db)
         except asyncio.CancelledError:
             raise
         except Exception:

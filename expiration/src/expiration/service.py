@@ -1,0 +1,65 @@
+"""expiration's rules: which orders get a timer, what stops one, and firing each due timer
+exactly once with its OrderExpired. Listeners and the scheduler call these."""
+
+import logging
+from datetime import datetime
+
+from common.events import OrderExpired, OrderStatus
+from common.mongo import Database
+from common.outbox import Outbox
+from common.types import utc_now
+
+from expiration import repository
+from expiration.models import DropReason
+from expiration.runtime import ExpirationRuntime
+
+log = logging.getLogger("expiration.service")
+
+
+async def schedule_expiry(
+    runtime: ExpirationRuntime, *, order_id: str, status: OrderStatus, expires_at: datetime
+) -> bool:
+    """Arrange OrderExpired at the order's expiresAt; True when a new timer was added.
+
+    Only a fresh lock expires; an order with a timer or a tombstone already is left as it is.
+    """
+    if status != "created":
+        return False
+    if not await repository.schedule(runtime.db, order_id=order_id, due_at=expires_at):
+        return False
+    # The new timer may be due before the one the scheduler is sleeping towards.
+    runtime.scheduler_wake.set()
+    return True
+
+
+async def drop_expiry(db: Database, *, order_id: str, reason: DropReason) -> None:
+    """The order ended before its lock ran out: it never expires, even if its OrderCreated is
+    still to come. A timer that already fired stays fired (orders ignores the expiry of a
+    completed order)."""
+    await repository.drop(db, order_id=order_id, reason=reason)
+
+
+async def order_status_changed(db: Database, *, order_id: str, status: OrderStatus) -> None:
+    """A completed order never expires; other status changes leave the timer as it is."""
+    if status == "completed":
+        await drop_expiry(db, order_id=order_id, reason="completed")
+
+
+async def fire_due_expirations(db: Database, outbox: Outbox) -> int:
+    """Fire every timer due now, each with OrderExpired in the same write; returns how many this
+    replica fired (another replica may win some of them)."""
+    fired = 0
+    while True:
+        due = await repository.earliest_due(db, now=utc_now())
+        if due is None:
+            return fired
+        event = OrderExpired(order_id=due["_id"])
+        if await repository.fire(db, outbox, order_id=due["_id"], event=event) is None:
+            continue  # another replica fired it (or it was dropped) since it was read
+        fired += 1
+        log.info("order %s expired (due %s)", due["_id"], due["due_at"].isoformat())
+
+
+async def next_due_at(db: Database) -> datetime | None:
+    """When the earliest pending timer falls due; None when none is pending."""
+    return await repository.next_due_at(db)
