@@ -10,7 +10,7 @@ from common.outbox import outbox_entry
 
 @dataclass(frozen=True)
 class ServiceContract:
-    """Declared once per service in its events.py as CONTRACT; the catalog is built from these."""
+    """Declared once per service in its contract.py as CONTRACT; the catalog is built from these."""
 
     name: str
     publishes: tuple[type[Event], ...] = ()
