@@ -427,20 +427,26 @@ def test_the_release_manifests_run_the_images_the_workflow_publishes(
     }
     ours = {image for image in running if "gittix" in image}
     assert ours == {f"{published[s]}:{SHA}" for s in IMAGE_SERVICES}
-    # The base the release is made from is the one skaffold deploys: the names the release
-    # replaces are exactly the images skaffold builds and substitutes under `skaffold dev`.
-    base = kustomize(REPO_ROOT / render["env"]["BASE"])
-    assert len(rendered) == len(base)
+    # The release is the production overlay with nothing but its images changed, and the
+    # overlay's images are the ones skaffold builds and substitutes under `skaffold dev`.
+    overlay_path = REPO_ROOT / render["env"]["BASE"]
+    assert overlay_path == REPO_ROOT / "infra" / "overlays" / "production"
+    overlay = kustomize(overlay_path)
+    assert len(rendered) == len(overlay)
     replaced = {
         container["image"]
-        for obj in base
+        for obj in overlay
         if obj["kind"] in {"Deployment", "StatefulSet"}
         for container in obj["spec"]["template"]["spec"]["containers"]
         if container["image"] not in running
     }
+    images_of_overlay = yaml.safe_load((overlay_path / "kustomization.yaml").read_text())["images"]
+    assert replaced == {f"{i['newName']}:{i['newTag']}" for i in images_of_overlay}
     skaffold = yaml.safe_load((REPO_ROOT / "skaffold.yaml").read_text())
-    assert replaced == {artifact["image"] for artifact in skaffold["build"]["artifacts"]}
-    assert replaced == {f"gittix/{s}" for s in IMAGE_SERVICES}
+    built = {artifact["image"] for artifact in skaffold["build"]["artifacts"]}
+    assert (
+        {i["name"] for i in images_of_overlay} == built == {f"gittix/{s}" for s in IMAGE_SERVICES}
+    )
 
 
 def test_the_release_render_fails_when_an_image_is_left_unpublished(
@@ -451,7 +457,7 @@ def test_the_release_render_fails_when_an_image_is_left_unpublished(
     # A service whose image name the transformer's list would not match.
     render["run"] = render["run"].replace("sort -u |", "sort -u | grep -v orders |")
     env = runner_env(tmp_path, OWNER="acme", BASE=str(REPO_ROOT / render["env"]["BASE"]))
-    with pytest.raises(RuntimeError, match="image: gittix/orders"):
+    with pytest.raises(RuntimeError, match="gittix-orders:unreleased"):
         run_step(images, "manifests", "render", env, REPO_ROOT)
 
 
