@@ -5,7 +5,7 @@ from common.service import create_service_app
 from fastapi import FastAPI
 
 from auth import repository
-from auth.events import CONTRACT
+from auth.contract import CONTRACT
 from auth.routes import router
 from auth.runtime import AuthRuntime
 from auth.settings import Settings

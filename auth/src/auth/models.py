@@ -1,17 +1,49 @@
-"""auth's request and response bodies."""
+"""auth's request and response bodies, and the documents it stores."""
 
 import re
+from datetime import datetime
+from typing import NotRequired, TypedDict
 
+from bson import ObjectId
+from common.mongo import Document
 from common.types import CamelModel
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import JsonDict
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 EMAIL_MAX_LENGTH = 254
 PASSWORD_MIN_LENGTH, PASSWORD_MAX_LENGTH = 8, 128
 # The schemas say what the validators accept, so a client built from the OpenAPI sends nothing
 # they refuse (found by fuzzing it); the validators keep their own messages.
-EMAIL_SCHEMA = {"maxLength": EMAIL_MAX_LENGTH, "pattern": EMAIL_PATTERN.pattern}
-NEW_PASSWORD_SCHEMA = {"minLength": PASSWORD_MIN_LENGTH, "maxLength": PASSWORD_MAX_LENGTH}
+EMAIL_SCHEMA: JsonDict = {"maxLength": EMAIL_MAX_LENGTH, "pattern": EMAIL_PATTERN.pattern}
+NEW_PASSWORD_SCHEMA: JsonDict = {"minLength": PASSWORD_MIN_LENGTH, "maxLength": PASSWORD_MAX_LENGTH}
+
+
+# --- the stored documents ------------------------------------------------------------------------
+
+
+class UserDocument(TypedDict):
+    """A user (collection `users`); `email_key` is the email as compared (unique)."""
+
+    _id: ObjectId
+    email: str
+    email_key: str
+    password: str
+    version: int
+    # Events written but not yet published (common.outbox).
+    outbox: NotRequired[list[Document]]
+
+
+class ThrottleDocument(TypedDict):
+    """Failed sign-ins for one email (collection `signin_throttle`)."""
+
+    _id: str
+    failures: int
+    last_failure: datetime
+    locked_until: NotRequired[datetime | None]
+
+
+# --- HTTP bodies ---------------------------------------------------------------------------------
 
 
 def _valid_password(value: str) -> str:

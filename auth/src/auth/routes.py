@@ -1,44 +1,31 @@
 """auth's HTTP routes under /api/users: signup, signin, signout, currentuser, password change."""
 
-import math
 from datetime import timedelta
-from typing import Annotated
 
 from common.auth import SESSION_COOKIE, CurrentUser, RequiredUser, sign_session
-from common.domain_errors import Invalid, RateLimited, Unauthenticated
 from common.mongo import DatabaseDep, parse_object_id
-from common.types import utc_now
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Response, status
 
-from auth import repository
+from auth import service
 from auth.models import (
     CurrentUserOut,
     PasswordChangeBody,
     SessionUser,
     SigninBody,
     SignupBody,
+    UserDocument,
     UserOut,
 )
-from auth.passwords import hash_password, verify_password
 from auth.runtime import RuntimeDep
 from auth.settings import Settings
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
-INVALID_CREDENTIALS = "Invalid credentials"
 
-
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-
-
-def _start_session(response: Response, settings: Settings, *, user_id: str, email: str) -> None:
+def _start_session(response: Response, settings: Settings, user: UserDocument) -> UserOut:
     token = sign_session(
-        user_id=user_id,
-        email=email,
+        user_id=str(user["_id"]),
+        email=user["email"],
         private_key=settings.jwt_private_key,
         lifetime=timedelta(seconds=settings.session_lifetime_seconds),
     )
@@ -51,47 +38,23 @@ def _start_session(response: Response, settings: Settings, *, user_id: str, emai
         httponly=True,
         samesite="lax",
     )
+    return UserOut(id=str(user["_id"]), email=user["email"])
 
 
 @router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=UserOut)
 async def signup(
-    body: SignupBody,
-    response: Response,
-    db: DatabaseDep,
-    runtime: RuntimeDep,
-    settings: SettingsDep,
+    body: SignupBody, response: Response, db: DatabaseDep, runtime: RuntimeDep
 ) -> UserOut:
-    user = await repository.create_user(
-        db, runtime.outbox, email=body.email, password_hash=await hash_password(body.password)
-    )
-    _start_session(response, settings, user_id=str(user["_id"]), email=user["email"])
-    return UserOut(id=str(user["_id"]), email=user["email"])
+    user = await service.sign_up(db, runtime.outbox, email=body.email, password=body.password)
+    return _start_session(response, runtime.settings, user)
 
 
 @router.post("/signin", response_model=UserOut)
 async def signin(
-    body: SigninBody, response: Response, db: DatabaseDep, settings: SettingsDep
+    body: SigninBody, response: Response, db: DatabaseDep, runtime: RuntimeDep
 ) -> UserOut:
-    locked_until = await repository.signin_locked_until(db, email=body.email)
-    if locked_until is not None:
-        wait = max(1, math.ceil((locked_until - utc_now()).total_seconds()))
-        raise RateLimited(
-            f"Too many failed sign-in attempts; try again in {wait} seconds",
-            retry_after_seconds=wait,
-        )
-    user = await repository.find_by_email(db, email=body.email)
-    valid = await verify_password(body.password, user["password"] if user else None)
-    if user is None or not valid:
-        await repository.record_failed_signin(
-            db,
-            email=body.email,
-            free_attempts=settings.signin_free_attempts,
-            max_lockout_seconds=settings.signin_max_lockout_seconds,
-        )
-        raise Invalid(INVALID_CREDENTIALS)
-    await repository.clear_failed_signins(db, email=body.email)
-    _start_session(response, settings, user_id=str(user["_id"]), email=user["email"])
-    return UserOut(id=str(user["_id"]), email=user["email"])
+    user = await service.sign_in(db, runtime.settings, email=body.email, password=body.password)
+    return _start_session(response, runtime.settings, user)
 
 
 @router.post("/signout")
@@ -111,19 +74,11 @@ async def currentuser(user: CurrentUser) -> CurrentUserOut:
 async def change_password(
     body: PasswordChangeBody, user: RequiredUser, db: DatabaseDep, runtime: RuntimeDep
 ) -> UserOut:
-    stored = await repository.find_by_id(db, user_id=parse_object_id(user.id))
-    if stored is None:
-        raise Unauthenticated()
-    if not await verify_password(body.current_password, stored["password"]):
-        raise Invalid("Current password is incorrect", field="currentPassword")
-    new_hash = await hash_password(body.new_password)
-    updated = await repository.change_password(
-        db, runtime.outbox, user=stored, password_hash=new_hash
+    updated = await service.change_password(
+        db,
+        runtime.outbox,
+        user_id=parse_object_id(user.id),
+        current_password=body.current_password,
+        new_password=body.new_password,
     )
-    while updated is None:  # changed concurrently: apply on top of the newest version
-        stored = await repository.find_by_id(db, user_id=stored["_id"])
-        assert stored is not None
-        updated = await repository.change_password(
-            db, runtime.outbox, user=stored, password_hash=new_hash
-        )
     return UserOut(id=str(updated["_id"]), email=updated["email"])

@@ -1,4 +1,4 @@
-"""What auth publishes (it consumes nothing)."""
+"""What auth publishes (it listens to nothing): its CONTRACT (the event catalog reads it)."""
 
 from common.contract import ServiceContract
 from common.events import UserCreated, UserUpdated
