@@ -8,6 +8,7 @@ test watches the system's own stream for that event (and for the listener to be 
 """
 
 import asyncio
+import io
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -17,9 +18,11 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from common.dlq import run
 from common.events import OrderCancelled, OrderCreated, TicketCreated, TicketUpdated
 from devserver.harness import RunningSystem
 from gittix_testing.bus import EventRecorder, TestBus, subscribe_recorder
+from gittix_testing.waiting import wait_until
 
 SYSTEM_SERVICES = {"auth", "tickets", "orders"}
 PASSWORD = "correct horse battery"
@@ -189,3 +192,36 @@ async def test_many_buyers_at_once_through_the_entry_point_get_exactly_one_order
             if envelope.ticket.id == ticket["id"]
         ]
         assert [o.id for o in orders_for_ticket] == [winner["id"]]
+
+
+async def test_a_malformed_event_is_dead_lettered_under_make_up_and_the_dlq_command_sees_it(
+    system: RunningSystem, stream: TestBus
+) -> None:
+    # Published with the operator's rights; orders runs as its own NATS user and must be allowed
+    # to write its dead letters, as under `make up`.
+    marker = uuid.uuid4().hex
+    payload = f'{{"id": "{marker}", "type": "TicketCreated", "data": 1}}'.encode()
+    await stream.publish_raw(TicketCreated.subject, payload, msg_id=marker)
+
+    async def dead_lettered() -> Any:
+        found = [s for s in await stream.dead_letters() if s.record.event_id == marker]
+        return found[0] if found else None
+
+    stored = await wait_until(dead_lettered, timeout=EVENTUAL, message="never dead-lettered")
+    assert (stored.record.consumer, stored.record.reason) == (
+        "orders-ticket-created-v1",
+        "unparseable",
+    )
+    assert stored.record.payload == payload.decode()
+
+    async with httpx.AsyncClient() as plain:
+        consumers = (await plain.get(f"{system.system.service_url('orders')}/consumers")).json()
+        ready = await plain.get(f"{system.system.service_url('orders')}/readyz")
+    [created] = [c for c in consumers["consumers"] if c["consumer"] == "orders-ticket-created-v1"]
+    assert created["counters"]["unparseable"] >= 1 and ready.status_code == 200
+
+    out = io.StringIO()
+    assert await run(["list"], nats_url=system.nats_url, out=out) == 0
+    assert marker in out.getvalue()
+    assert await run(["discard", str(stored.sequence)], nats_url=system.nats_url, out=out) == 0
+    assert await dead_lettered() is None
