@@ -171,3 +171,25 @@ async def test_rate_limited_is_429_with_retry_after() -> None:
 
     assert (response.status_code, response.headers["Retry-After"]) == (429, "7")
     assert response.json() == {"errors": [{"message": "Slow down"}]}
+
+
+async def test_unavailable_carries_retry_after_when_it_knows_one() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/busy")
+    async def busy() -> None:
+        raise Unavailable("Too busy", retry_after_seconds=2)
+
+    @app.get("/down")
+    async def down() -> None:
+        raise Unavailable("Down")
+
+    async with http_client(app) as http:
+        busy_response = await http.get("/busy")
+        down_response = await http.get("/down")
+
+    assert (busy_response.status_code, busy_response.headers["Retry-After"]) == (503, "2")
+    assert busy_response.json() == {"errors": [{"message": "Too busy"}]}
+    assert down_response.status_code == 503
+    assert "retry-after" not in down_response.headers

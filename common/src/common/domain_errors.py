@@ -69,6 +69,17 @@ class RateLimited(DomainError):
 
 
 class Unavailable(DomainError):
-    """Something the rule depends on (Stripe, the database, the bus) cannot be reached now."""
+    """Something the rule depends on (Stripe, the database, the bus, a busy worker pool) cannot
+    serve now; `retry_after_seconds`, when known, says when to try again."""
 
     default_message = "Service unavailable, try again"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        field: str | None = None,
+        *,
+        retry_after_seconds: int | None = None,
+    ) -> None:
+        super().__init__(message, field)
+        self.retry_after_seconds = retry_after_seconds

@@ -83,7 +83,7 @@ def _describe(error: dict[str, Any]) -> dict[str, Any]:
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     response = error_response(http_status(exc), [_error_entry(exc)])
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | Unavailable) and exc.retry_after_seconds is not None:
         response.headers["Retry-After"] = str(exc.retry_after_seconds)
     return response
 
