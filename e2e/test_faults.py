@@ -118,7 +118,9 @@ class FaultySystem:
     @property
     def sources(self) -> Sources:
         urls = {name: self.system.service_url(name) for name in DATA_SERVICES}
-        return Sources(urls, self.system.nats_url)
+        # Stripe's own records too: money taken at Stripe must be a charge's, and refunded
+        # when its order ended cancelled.
+        return Sources(urls, self.system.nats_url, stripe_url=self.system.system.stripe_api_base)
 
     def child(self, name: str) -> Any:
         return self.system.system.children[name]

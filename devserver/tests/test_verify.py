@@ -9,7 +9,7 @@ import copy
 from typing import Any
 
 import pytest
-from devserver.verify import DATA_SERVICES, SystemState, compare, main
+from devserver.verify import DATA_SERVICES, StripeLedger, SystemState, compare, main
 
 USER = "u1"
 DIGEST = "d" * 64
@@ -261,3 +261,42 @@ def test_the_command_says_when_it_cannot_read_the_system(
     args = [f"--service={name}=http://127.0.0.1:9" for name in DATA_SERVICES]
     assert main([*args, "--nats-url", "nats://127.0.0.1:9"]) == 2
     assert "cannot read the system" in capsys.readouterr().err
+
+
+def stripe_side() -> StripeLedger:
+    return StripeLedger(
+        payment_intents={
+            "pi_1": {"status": "succeeded", "amount": 1000},
+            "pi_2": {"status": "succeeded", "amount": 2000},
+            "pi_3": {"status": "requires_payment_method", "amount": 500},  # declined
+        },
+        refunds={"re_2": "pi_2"},
+    )
+
+
+def stripe_details(ledger: StripeLedger) -> list[str]:
+    report = compare(SystemState(snapshots=consistent(), dead_letters=0, stripe=ledger))
+    return [str(d) for d in report.differences]
+
+
+def test_stripe_agreeing_with_the_charges_is_clean() -> None:
+    assert stripe_details(stripe_side()) == []
+
+
+def test_money_taken_at_stripe_that_no_charge_records_is_reported() -> None:
+    ledger = stripe_side()
+    ledger.payment_intents["pi_9"] = {"status": "succeeded", "amount": 700}
+    assert stripe_details(ledger) == [
+        "stripe: PaymentIntent pi_9: 700 taken at Stripe, recorded by 0 charge(s)"
+    ]
+
+
+def test_a_charge_stripe_does_not_know_or_a_double_refund_is_reported() -> None:
+    ledger = stripe_side()
+    del ledger.payment_intents["pi_1"]
+    ledger.refunds["re_3"] = "pi_2"
+    assert stripe_details(ledger) == [
+        "stripe: charge c1 (pi_1): Stripe has no such PaymentIntent",
+        "stripe: PaymentIntent pi_2: refunded 2 times",
+        "stripe: refund re_3: of pi_2, recorded by no charge",
+    ]

@@ -18,7 +18,9 @@ Then it compares, and prints one line per difference:
 - charges = orders (a completed order has exactly one completed charge; a completed charge
   belongs to a completed order or was refunded; no attempt or owed refund left unresolved);
 - no double sale (a ticket in two completed orders, or in two active orders at once);
-- no dead letter, and no event left unpublished in an outbox.
+- no dead letter, and no event left unpublished in an outbox;
+- with --stripe-url, Stripe's own records against the charges: every succeeded PaymentIntent
+  is one charge's, for its amount, and every refund at Stripe is the one a charge records.
 
 On a live system a difference can be a change still travelling (the consumers' backlog is
 printed with the result); --wait re-checks until there is none. Exit code 0 when clean, 1 when
@@ -42,6 +44,7 @@ from common.messaging import STREAM_NAME
 from common.snapshot import INTERNAL_SNAPSHOT_PATH, Snapshot
 from nats.js.errors import NotFoundError
 
+from devserver.infrastructure import LOCALSTRIPE_SECRET_KEY
 from devserver.keys import stored_password
 from devserver.routing import SERVICES
 from devserver.system import SystemConfig
@@ -77,6 +80,8 @@ class SystemState:
     dead_letters: int
     # durable consumer -> messages not yet delivered or not yet acknowledged
     backlog: dict[str, int] = field(default_factory=dict)
+    # Stripe's side, when asked for (--stripe-url)
+    stripe: "StripeLedger | None" = None
 
     def records(self, service: str, collection: str) -> dict[str, dict[str, Any]]:
         return {str(doc["_id"]): doc for doc in self.snapshots[service].get(collection, [])}
@@ -269,6 +274,8 @@ def compare(state: SystemState) -> Report:
             )
 
     differences += _compare_charges(orders, charges)
+    if state.stripe is not None:
+        differences += _compare_with_stripe(charges, state.stripe)
 
     unpublished = {
         f"{service}.{collection}": sum(int(doc.get("outbox_pending") or 0) for doc in documents)
@@ -330,6 +337,71 @@ def _compare_charges(
     return found
 
 
+@dataclass(frozen=True)
+class StripeLedger:
+    """What Stripe itself holds: each PaymentIntent (status, amount), each refund's intent."""
+
+    payment_intents: dict[str, dict[str, Any]]
+    refunds: dict[str, str]  # refund id -> the PaymentIntent it refunds
+
+
+def _compare_with_stripe(
+    charges: Mapping[str, Mapping[str, Any]], stripe: StripeLedger
+) -> list[Difference]:
+    """Money as Stripe sees it against the charges payments recorded."""
+    check = "stripe"
+    found = []
+    by_intent: dict[str, list[str]] = defaultdict(list)
+    refunds_by_intent: dict[str, list[str]] = defaultdict(list)
+    for refund, refunded_intent in stripe.refunds.items():
+        refunds_by_intent[refunded_intent].append(refund)
+    for key, charge in sorted(charges.items()):
+        intent_id, refund_id = charge.get("stripe_id"), charge.get("stripe_refund_id")
+        if intent_id is None:
+            continue
+        by_intent[str(intent_id)].append(key)
+        intent = stripe.payment_intents.get(str(intent_id))
+        subject = f"charge {key} ({intent_id})"
+        if intent is None:
+            found.append(Difference(check, subject, "Stripe has no such PaymentIntent"))
+            continue
+        if intent.get("status") != "succeeded" or intent.get("amount") != charge.get("amount"):
+            found.append(
+                Difference(
+                    check,
+                    subject,
+                    f"{intent.get('status')} for {intent.get('amount')} at Stripe, "
+                    f"{charge.get('status')} for {charge.get('amount')} in payments",
+                )
+            )
+        if refund_id is not None and stripe.refunds.get(str(refund_id)) != intent_id:
+            found.append(Difference(check, subject, f"refund {refund_id} is not at Stripe"))
+    for intent_id, intent in sorted(stripe.payment_intents.items()):
+        if intent.get("status") != "succeeded":
+            continue
+        recorded = by_intent.get(intent_id, [])
+        if len(recorded) != 1:
+            found.append(
+                Difference(
+                    check,
+                    f"PaymentIntent {intent_id}",
+                    f"{intent.get('amount')} taken at Stripe, recorded by {len(recorded)} "
+                    "charge(s)",
+                )
+            )
+    recorded_refunds = {charge.get("stripe_refund_id") for charge in charges.values()}
+    for intent_id, refund_ids in sorted(refunds_by_intent.items()):
+        if len(refund_ids) > 1:
+            found.append(
+                Difference(check, f"PaymentIntent {intent_id}", f"refunded {len(refund_ids)} times")
+            )
+        for refund_id in sorted(set(refund_ids) - recorded_refunds):
+            found.append(
+                Difference(check, f"refund {refund_id}", f"of {intent_id}, recorded by no charge")
+            )
+    return found
+
+
 # --- reading --------------------------------------------------------------------------------
 
 
@@ -340,6 +412,9 @@ class Sources:
     service_urls: dict[str, str]
     nats_url: str = DEFAULT_NATS_URL
     mongo_url: str | None = None
+    # Stripe's API base and a key that may list PaymentIntents and refunds; None: not read.
+    stripe_url: str | None = None
+    stripe_key: str = LOCALSTRIPE_SECRET_KEY
 
 
 async def _snapshot_over_http(client: httpx.AsyncClient, name: str, base_url: str) -> Snapshot:
@@ -394,6 +469,41 @@ async def _bus_state(nats_url: str) -> tuple[int, dict[str, int]]:
         await nc.close()
 
 
+async def _stripe_list(client: httpx.AsyncClient, url: str) -> list[dict[str, Any]]:
+    """Every object of a Stripe list endpoint, page by page."""
+    items: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    params: dict[str, str] = {"limit": "100"}
+    while True:
+        try:
+            response = await client.get(url, params=params)
+        except httpx.HTTPError as error:
+            raise UnreadableError(f"Stripe: cannot read {url}: {error!r}") from None
+        if response.status_code != 200:
+            raise UnreadableError(f"Stripe: {url} answered {response.status_code}")
+        page = response.json()
+        fresh = [item for item in page.get("data", []) if item["id"] not in seen]
+        items += fresh
+        seen.update(item["id"] for item in fresh)
+        if not page.get("has_more") or not fresh:
+            return items
+        params["starting_after"] = fresh[-1]["id"]
+
+
+async def _stripe_ledger(base_url: str, key: str) -> StripeLedger:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30.0) as client:
+        intents = await _stripe_list(client, "/v1/payment_intents")
+        refunds = await _stripe_list(client, "/v1/refunds")
+    return StripeLedger(
+        payment_intents={
+            item["id"]: {"status": item.get("status"), "amount": item.get("amount")}
+            for item in intents
+        },
+        refunds={item["id"]: str(item.get("payment_intent")) for item in refunds},
+    )
+
+
 async def read_state(sources: Sources) -> SystemState:
     """One read of every data service and the bus (raises UnreadableError)."""
     if sources.mongo_url:
@@ -408,7 +518,12 @@ async def read_state(sources: Sources) -> SystemState:
             )
         snapshots = dict(zip(DATA_SERVICES, read, strict=True))
     dead_letters, backlog = await _bus_state(sources.nats_url)
-    return SystemState(snapshots=snapshots, dead_letters=dead_letters, backlog=backlog)
+    stripe = (
+        await _stripe_ledger(sources.stripe_url, sources.stripe_key) if sources.stripe_url else None
+    )
+    return SystemState(
+        snapshots=snapshots, dead_letters=dead_letters, backlog=backlog, stripe=stripe
+    )
 
 
 async def check(sources: Sources) -> Report:
@@ -461,6 +576,17 @@ def parse_sources(argv: list[str] | None = None) -> tuple[Sources, float]:
         "--mongo-url", default=None, help="read the databases directly instead of the services"
     )
     parser.add_argument(
+        "--stripe-url",
+        default=None,
+        help="also compare Stripe's PaymentIntents and refunds with the charges "
+        "(make up's fake Stripe: http://127.0.0.1:8420)",
+    )
+    parser.add_argument(
+        "--stripe-key",
+        default=LOCALSTRIPE_SECRET_KEY,
+        help="a key allowed to list PaymentIntents and refunds (default: the fake Stripe's)",
+    )
+    parser.add_argument(
         "--wait",
         type=float,
         default=0.0,
@@ -470,7 +596,14 @@ def parse_sources(argv: list[str] | None = None) -> tuple[Sources, float]:
     args = parser.parse_args(argv)
     urls = {s.name: f"http://127.0.0.1:{s.dev_port}" for s in SERVICES if s.owns_data}
     urls.update(dict(args.service))
-    return Sources(urls, args.nats_url or _make_up_nats_url(), args.mongo_url), max(args.wait, 0.0)
+    sources = Sources(
+        urls,
+        args.nats_url or _make_up_nats_url(),
+        args.mongo_url,
+        stripe_url=args.stripe_url,
+        stripe_key=args.stripe_key,
+    )
+    return sources, max(args.wait, 0.0)
 
 
 def _make_up_nats_url() -> str:
