@@ -34,13 +34,30 @@ class UserDocument(TypedDict):
     outbox: NotRequired[list[Document]]
 
 
-class ThrottleDocument(TypedDict):
-    """Failed sign-ins for one email (collection `signin_throttle`)."""
+class FailureCount(TypedDict):
+    """Recent failed sign-ins under one key (collections `signin_throttle`: an email from one
+    client, with its lock; `signin_account_failures`: an email from every client)."""
 
     _id: str
     failures: int
     last_failure: datetime
     locked_until: NotRequired[datetime | None]
+
+
+class SessionDocument(TypedDict):
+    """A signed-in device (collection `sessions`): the refresh token family it holds.
+
+    Only the current refresh token's SHA-256 is kept; presenting an older one of the family
+    means it was copied, and ends the session.
+    """
+
+    _id: str
+    user_id: ObjectId
+    token_sha256: str
+    created_at: datetime
+    refreshed_at: datetime
+    # The store removes the session once this has passed (a TTL index).
+    expires_at: datetime
 
 
 # --- HTTP bodies ---------------------------------------------------------------------------------
