@@ -316,6 +316,23 @@ async def test_a_listener_loop_that_dies_is_restarted(
     await asyncio.wait_for(listener.done.wait(), 10)
 
 
+async def test_a_durable_consumer_deleted_under_a_running_listener_is_created_again(
+    bus: TestBus, start: Any
+) -> None:
+    listener = RecordingListener()
+    runner = await start(listener, ConsumerPolicy(stall_seconds=2.0))
+    await bus.publish(ticket(ticket_id="before"))
+    await asyncio.wait_for(listener.done.wait(), 10)
+
+    await bus.js.delete_consumer("TICKETING", DURABLE)
+    listener.done.clear()
+    await bus.publish(ticket(ticket_id="after"))
+
+    await asyncio.wait_for(listener.done.wait(), 30)
+    assert "after" in [seen[0] for seen in listener.seen]
+    assert runner.consumers[0].stats.restarts >= 1
+
+
 async def test_a_consumer_stuck_on_a_message_is_reported_stalled(bus: TestBus, start: Any) -> None:
     listener = RecordingListener()
     listener.blocked.clear()

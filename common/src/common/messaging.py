@@ -558,6 +558,7 @@ class ListenerRunner:
     async def _run(self, consumer: Consumer, subscription: Any) -> None:
         loop = asyncio.get_running_loop()
         fetched_at = loop.time()
+        failing_since: float | None = None
         while not self._stopping.is_set():
             try:
                 # Not cut short on stop: messages fetched by a cancelled fetch would sit
@@ -573,12 +574,19 @@ class ListenerRunner:
                 raise
             except Exception:
                 log.exception("fetching %s failed; retrying", consumer.durable)
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since > self.policy.stall_seconds:
+                    # Not a passing outage (the client reconnects by itself for those): the
+                    # subscription or the durable itself is gone. Dying makes the supervisor
+                    # subscribe again, which creates the durable anew if it has to.
+                    raise RuntimeError(f"fetching has failed for {self.policy.stall_seconds} s")
                 try:
                     async with asyncio.timeout(1):
                         await self._stopping.wait()
                 except TimeoutError:
                     pass
                 continue
+            failing_since = None
             consumer.progressed()
             for index, message in enumerate(messages):
                 if self._stopping.is_set():
