@@ -9,7 +9,47 @@ export class ApiError extends Error {
   }
 }
 
+const REFRESH_PATH = "/api/users/refresh";
+// Answers that a refresh cannot change: the session calls themselves.
+const NO_RETRY = new Set([REFRESH_PATH, "/api/users/signin", "/api/users/signup", "/api/users/signout"]);
+let refreshing = null;
+
+/**
+ * Swap this browser's refresh token (an HttpOnly cookie only auth sees) for a new access token,
+ * which lasts a minute. One at a time per page: two calls at once share the same refresh, since
+ * presenting a used refresh token twice ends the session. Resolves to whether it worked.
+ */
+export function refreshSession() {
+  refreshing ??= fetch(REFRESH_PATH, {
+    method: "POST",
+    headers: { Accept: "application/json", "Content-Type": "application/json" },
+    body: "{}",
+    credentials: "same-origin",
+    cache: "no-store",
+  })
+    .then((response) => response.ok, () => false)
+    .finally(() => { refreshing = null; });
+  return refreshing;
+}
+
 export async function api(method, path, body) {
+  let response = await send(method, path, body);
+  // The access token ran out (or was refused): get a new one and try once more.
+  if (response.status === 401 && !NO_RETRY.has(path) && await refreshSession()) {
+    response = await send(method, path, body);
+  }
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const errors = Array.isArray(data?.errors) && data.errors.length
+      ? data.errors
+      : [{ message: `Something went wrong (${response.status}). Please try again.` }];
+    throw new ApiError(response.status, errors);
+  }
+  return data;
+}
+
+async function send(method, path, body) {
   // no-store: a page reached with Back must not show a cached answer (Chromium serves history
   // navigations' requests from the HTTP cache when it can).
   const init = {
@@ -22,21 +62,11 @@ export async function api(method, path, body) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  let response;
   try {
-    response = await fetch(path, init);
+    return await fetch(path, init);
   } catch {
     throw new ApiError(0, [{ message: "GitTix cannot be reached. Check your connection and try again." }]);
   }
-  if (response.status === 204) return null;
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    const errors = Array.isArray(data?.errors) && data.errors.length
-      ? data.errors
-      : [{ message: `Something went wrong (${response.status}). Please try again.` }];
-    throw new ApiError(response.status, errors);
-  }
-  return data;
 }
 
 /** The errors to show for anything a page's code caught. */

@@ -1,6 +1,6 @@
 /** Who is signed in (GET /api/users/currentuser), and the header links that follow from it. */
 
-import { api, errorsOf } from "./api.js";
+import { api, errorsOf, refreshSession } from "./api.js";
 import { showPageErrors } from "./dom.js";
 
 function renderNav(user) {
@@ -14,6 +14,10 @@ export async function loadSession() {
   let user = null;
   try {
     user = (await api("GET", "/api/users/currentuser")).currentUser;
+    // The access token lasts a minute; a session may still be there to refresh.
+    if (!user && await refreshSession()) {
+      user = (await api("GET", "/api/users/currentuser")).currentUser;
+    }
   } catch (error) {
     showPageErrors(errorsOf(error));
   }
