@@ -299,6 +299,17 @@ async def test_every_route_answers_each_kind_of_caller_as_the_table_says(
     assert got == {"anonymous": route.anonymous, "other": route.other, "owner": route.owner}
 
 
+def test_the_table_has_a_row_for_every_route(system: RunningSystem) -> None:
+    # A route added to a service without a row here fails this, so the matrix stays complete.
+    served = set()
+    for name in API_SERVICES:
+        document = httpx.get(f"{system.service_url(name)}/openapi.json").json()
+        for path, methods in document["paths"].items():
+            served |= {(method.upper(), re.sub(r"\{[^}]+\}", "{}", path)) for method in methods}
+    rows = {(route.method, re.sub(r"\{[^}]+\}", "{}", route.path)) for route in MATRIX}
+    assert rows == served
+
+
 async def test_lists_show_only_the_callers_own(
     people: Callable[..., Awaitable[Person]], consumers: Handled
 ) -> None:

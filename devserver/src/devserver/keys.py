@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
@@ -52,17 +53,28 @@ def ensure_jwt_keys(data_dir: Path) -> tuple[str, str]:
     return private_pem.decode(), public_pem.decode()
 
 
+# A letter, then 48 hex digits (192 random bits). nats-server reads a password given through
+# an environment variable as a configuration value: one starting with a digit or "-" is taken
+# for a number and refused, so the first character is always a letter. Nothing in it needs
+# escaping in NATS_URL or MONGO_URL.
+PASSWORD_FORMAT = re.compile(r"^p[0-9a-f]{48}$")
+
+
+def new_password() -> str:
+    return "p" + secrets.token_hex(24)
+
+
 def ensure_passwords(data_dir: Path, names: Iterable[str]) -> dict[str, str]:
     """A password per name (e.g. "nats/tickets", "mongo-root/tickets"), created on first use and
     kept in keys/passwords.json (owner-only): a cluster's MongoDB takes its passwords only when
     its volume is first initialised, so they must not change between `make k8s-secrets` runs.
-    URL-safe, so they go into NATS_URL and MONGO_URL as they are."""
+    One of another shape (made before PASSWORD_FORMAT) is replaced: NATS may refuse it."""
     path = Path(data_dir) / "keys" / PASSWORDS_FILE
     stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     wanted = list(names)
-    missing = [name for name in wanted if name not in stored]
+    missing = [name for name in wanted if not PASSWORD_FORMAT.match(stored.get(name, ""))]
     if missing:
-        stored |= {name: secrets.token_urlsafe(24) for name in missing}
+        stored |= {name: new_password() for name in missing}
         write_private(path, (json.dumps(stored, indent=2, sort_keys=True) + "\n").encode())
     return {name: stored[name] for name in wanted}
 
