@@ -27,6 +27,10 @@ import pytest
 from devserver.harness import RunningSystem, running_system
 
 LOG_TAIL_LINES = 60
+# Every browser and client of a test comes from 127.0.0.1, one client address to auth: its
+# per-client sign-up and sign-in limits would otherwise stop a module's later users. A module
+# testing those limits sets its own in SYSTEM_ENV.
+CLIENT_LIMITS = {"SIGNUP_CLIENT_LIMIT": "100000", "SIGNIN_CLIENT_LIMIT": "100000"}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +38,7 @@ def system(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningSystem]:
     """The running system for this test module (state in a fresh temporary data dir)."""
-    env = dict(getattr(request.module, "SYSTEM_ENV", {}))
+    env = {**CLIENT_LIMITS, **getattr(request.module, "SYSTEM_ENV", {})}
     only = getattr(request.module, "SYSTEM_SERVICES", None)
     data_dir = tmp_path_factory.mktemp("system")
     with running_system(
