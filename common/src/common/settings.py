@@ -118,6 +118,10 @@ class ServiceSettings(ShutdownSettings, BusSettings):
     # TRUSTED_ORIGINS: comma-separated origins (https://host[:port]) of OTHER sites whose pages
     # may send state-changing requests; the page's own origin never needs listing.
     trusted_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # OTEL_EXPORTER_OTLP_ENDPOINT: where spans go over OTLP/HTTP (http://collector:4318);
+    # unset, tracing is off and costs nothing (common.telemetry). The SDK's own OTEL_* settings
+    # (OTEL_BSP_SCHEDULE_DELAY, OTEL_TRACES_SAMPLER...) apply as documented by OpenTelemetry.
+    otel_exporter_otlp_endpoint: str | None = None
 
     @field_validator("jwt_public_key")
     @classmethod
