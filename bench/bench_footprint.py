@@ -21,6 +21,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ import httpx
 import nats
 from common.messaging import STREAM_NAME
 from devserver.harness import RunningSystem, free_ports, running_system
+from gittix_testing.mongo_server import COUNTS_COMMAND
 from gittix_testing.processes import ManagedProcess
+from pymongo import AsyncMongoClient
 
 PASSWORD = "correct horse battery staple"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -64,6 +67,16 @@ async def stream_messages(nats_url: str) -> int:
         await nc.close()
 
 
+async def command_counts(mongo_url: str) -> Counter[tuple[str, str]]:
+    """How many of each command the stand-in database has run, per database (service)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    try:
+        reply = await client.admin.command(COUNTS_COMMAND)
+    finally:
+        await client.close()
+    return Counter({(c["db"], c["command"]): c["n"] for c in reply["counts"]})
+
+
 async def sign_up(system: RunningSystem, email: str) -> httpx.AsyncClient:
     http = system.client()
     response = await http.post("/api/users/signup", json={"email": email, "password": PASSWORD})
@@ -71,7 +84,9 @@ async def sign_up(system: RunningSystem, email: str) -> httpx.AsyncClient:
     return http
 
 
-async def load(system: RunningSystem, *, orders: int, rate: float, buyers: int) -> dict[str, Any]:
+async def load(
+    system: RunningSystem, mongo_url: str, *, orders: int, rate: float, buyers: int
+) -> dict[str, Any]:
     seller = await sign_up(system, "seller@bench.example")
     clients = [await sign_up(system, f"buyer{i}@bench.example") for i in range(buyers)]
     ticket_ids = []
@@ -93,6 +108,7 @@ async def load(system: RunningSystem, *, orders: int, rate: float, buyers: int) 
 
     pids = service_pids(system)
     before_cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    counts_before = await command_counts(mongo_url)
     load_started = time.monotonic()
     before_events = await stream_messages(system.nats_url)
     latencies: list[float] = []
@@ -122,6 +138,7 @@ async def load(system: RunningSystem, *, orders: int, rate: float, buyers: int) 
     return {
         "pids": pids,
         "before_cpu": before_cpu,
+        "counts_before": counts_before,
         "load_started": load_started,
         "before_events": before_events,
         "latencies": sorted(latencies),
@@ -164,13 +181,16 @@ async def measure(system: RunningSystem, store: ManagedProcess, args: argparse.N
         name: (cpu_seconds(pid) - idle_start[name]) / args.idle_seconds
         for name, pid in pids.items()
     }
-    result = await load(system, orders=args.orders, rate=args.rate, buyers=args.buyers)
+    mongo_url = f"mongodb://127.0.0.1:{store.port}/"
+    result = await load(system, mongo_url, orders=args.orders, rate=args.rate, buyers=args.buyers)
     # Every order expires: OrderCreated, TicketUpdated (reserved), OrderExpired, OrderCancelled,
     # TicketUpdated (released); the CPU counted is the whole life of the orders, so wait for it.
     await wait_for_expiries(
         system, result["before_events"] + 5 * len(result["latencies"]), args.expire + 120
     )
     events_now = await stream_messages(system.nats_url)
+    counts = await command_counts(mongo_url)
+    counts.subtract(result["counts_before"])
     elapsed = time.monotonic() - result["load_started"]
     for http in result["clients"]:
         await http.aclose()
@@ -212,6 +232,14 @@ async def measure(system: RunningSystem, store: ManagedProcess, args: argparse.N
         f"| all of the above | | | | | {total * 1000 / max(placed, 1):.2f} "
         f"| {marginal_total * 1000 / max(placed, 1):.2f} |"
     )
+    print()
+    print("database commands per order (round trips to MongoDB; setup before the load excluded):")
+    print()
+    print("| database | command | per order |")
+    print("|---|---|---|")
+    for (database, command), n in sorted(counts.items()):
+        if n > 0 and database != "admin":
+            print(f"| {database} | {command} | {n / max(placed, 1):.2f} |")
     if store.process is not None:
         spent = cpu_seconds(store.process.pid)
         print(f"(the stand-in database process, mongomock: {spent:.1f} s CPU in all)")

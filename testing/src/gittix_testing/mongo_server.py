@@ -9,7 +9,8 @@ suite needs exactly that (this machine has no mongod).
 It speaks the part of the wire protocol PyMongo uses for the commands the services and the
 suites (MONGO_URL=... make test, each test in a database of its own) send: the handshake
 (OP_QUERY or OP_MSG), find, insert, update, delete, findAndModify, aggregate, createIndexes,
-listIndexes, drop, listDatabases, dropDatabase, ping. Each command runs to completion before the
+listIndexes, drop, listDatabases, dropDatabase, ping (and gittixCommandCounts, its own: how many
+of each command it has run per database). Each command runs to completion before the
 next starts (one event loop, mongomock is synchronous), so a single-document write is atomic,
 as on MongoDB. Anything else is answered with MongoDB's "no such command", never silently
 ignored.
@@ -20,6 +21,7 @@ import asyncio
 import itertools
 import logging
 import struct
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +40,7 @@ CHECKSUM_PRESENT = 1
 MAX_WIRE_VERSION = 21  # MongoDB 7.0: what PyMongo 4.x expects of a server
 DUPLICATE_KEY = 11000
 COMMAND_NOT_FOUND = 59
+COUNTS_COMMAND = "gittixCommandCounts"
 # Dates come back as stored: naive UTC inside, UTC on the wire.
 CODEC: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=False)
 
@@ -58,6 +61,8 @@ class Store:
     def __init__(self) -> None:
         self.client: mongomock.MongoClient = mongomock.MongoClient()
         self._connections = itertools.count(1)
+        # (database, command) -> how many: what bench/bench_footprint.py reads per order.
+        self.counts: Counter[tuple[str, str]] = Counter()
         self.commands: dict[str, Callable[[Any, Reply], Reply]] = {
             "find": self.find,
             "insert": self.insert,
@@ -99,6 +104,11 @@ class Store:
             return {"version": "7.0.0", "versionArray": [7, 0, 0, 0], "ok": 1.0}
         if lowered == "killcursors":
             return {"cursorsKilled": [], "cursorsNotFound": body.get("cursors", []), "ok": 1.0}
+        if lowered == COUNTS_COMMAND.lower():
+            # Not MongoDB's: the commands this server has run, per database (for benchmarks).
+            counted = [{"db": db, "command": c, "n": n} for (db, c), n in self.counts.items()]
+            return {"counts": counted, "ok": 1.0}
+        self.counts[(body.get("$db", "test"), lowered)] += 1
         if lowered == "listdatabases":
             names = self.client.list_database_names()
             return {"databases": [{"name": n, "empty": False} for n in names], "ok": 1.0}
