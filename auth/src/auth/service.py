@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from bson import ObjectId
 from common.domain_errors import Conflict, Invalid, RateLimited, Unauthenticated
 from common.events import UserCreated, UserUpdated
+from common.metrics import SIGN_IN_THROTTLED
 from common.mongo import Database
 from common.outbox import Outbox
 from common.rate_limit import RateLimit
@@ -90,12 +91,16 @@ async def sign_in(
     capped), while the owner on their own client is never refused because of it; across all
     clients, failures for the email only make its answers a little slower.
     """
-    await RateLimit(
-        "signin",
-        limit=settings.signin_client_limit,
-        window_seconds=settings.signin_client_window_seconds,
-        message="Too many sign-in attempts from your address; try again later",
-    ).hit(db, client)
+    try:
+        await RateLimit(
+            "signin",
+            limit=settings.signin_client_limit,
+            window_seconds=settings.signin_client_window_seconds,
+            message="Too many sign-in attempts from your address; try again later",
+        ).hit(db, client)
+    except RateLimited:
+        SIGN_IN_THROTTLED.labels("client_limit").inc()
+        raise
     now = utc_now()
     email_key = repository.email_key(email)
     # The client is part of the key, so a lock only ever holds back whoever made the failures.
@@ -105,6 +110,7 @@ async def sign_in(
     locked_until = own.get("locked_until") if own else None
     if locked_until is not None and locked_until > now:
         wait = max(1, math.ceil((locked_until - now).total_seconds()))
+        SIGN_IN_THROTTLED.labels("account_locked").inc()
         raise RateLimited(
             f"Too many failed sign-in attempts; try again in {wait} seconds",
             retry_after_seconds=wait,

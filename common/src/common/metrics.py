@@ -104,16 +104,22 @@ EXPIRY_PENDING_TIMERS = Gauge(
 )
 CHARGES = Counter(
     "gittix_charges_total",
-    "Charge attempts by outcome (succeeded; declined: the card or Stripe refused; "
-    "conflict: already paid or not payable; unavailable: Stripe could not be reached).",
+    "Attempts to take a charge at Stripe by outcome (succeeded; declined: the card, the bank "
+    "or 3-D Secure refused; unavailable: Stripe could not be reached; cancelled: the order "
+    "ended before paying; pending: waiting for the buyer's challenge or for Stripe).",
     ["outcome"],
 )
 REFUNDS = Counter(
-    "gittix_refunds_total", "Refunds of cancelled orders' charges by outcome.", ["outcome"]
+    "gittix_refunds_total",
+    "Refunds of cancelled orders' charges by outcome (refunded; unavailable: Stripe could not "
+    "be reached, the sweeper tries again).",
+    ["outcome"],
 )
 SIGN_IN_THROTTLED = Counter(
     "gittix_sign_in_throttled_total",
-    "Sign-ins refused because the account or address is throttled after failed attempts.",
+    "Sign-ins refused by a throttle, by reason (client_limit: too many attempts from one "
+    "address; account_locked: this client's failures hold the account back for a while).",
+    ["reason"],
 )
 
 

@@ -8,7 +8,7 @@ from common.mongo import Database
 from common.service import create_service_app
 from fastapi import FastAPI
 
-from expiration import repository
+from expiration import repository, service
 from expiration.contract import CONTRACT
 from expiration.runtime import ExpirationRuntime
 from expiration.scheduler import run_scheduler
@@ -26,4 +26,5 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         create_indexes=repository.create_indexes,
         snapshot=repository.snapshot,
         background=[run_scheduler],
+        metrics=service.refresh_metrics,
     )

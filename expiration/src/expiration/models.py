@@ -22,6 +22,8 @@ class TimerDocument(TypedDict):
     state: TimerState
     due_at: NotRequired[datetime]
     created_at: NotRequired[datetime]
+    # The W3C trace context (traceparent, tracestate) of the OrderCreated handling that armed it.
+    trace: NotRequired[dict[str, str]]
     fired_at: NotRequired[datetime]
     dropped_because: NotRequired[DropReason]
     # Events written but not yet published (common.outbox).

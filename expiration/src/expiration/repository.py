@@ -6,13 +6,15 @@ dropped or fired document stays as a tombstone, so a late or repeated OrderCreat
 the timer back.
 """
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from common.events import Event
 from common.mongo import Database
 from common.outbox import Outbox
 from common.snapshot import Snapshot, read_collection
+from common.telemetry import TRACE_FIELD
 from common.types import ceil_to_millisecond, utc_now
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
@@ -30,18 +32,22 @@ async def create_indexes(db: Database) -> None:
     await db[EXPIRATIONS].create_index([("state", ASCENDING), ("due_at", ASCENDING)])
 
 
-async def schedule(db: Database, *, order_id: str, due_at: datetime) -> bool:
+async def schedule(
+    db: Database, *, order_id: str, due_at: datetime, trace: Mapping[str, str] | None = None
+) -> bool:
     """Arrange an expiry; idempotent. False when the order already has a timer or a tombstone.
 
     The due time is kept rounded up to the millisecond: storage would cut a finer one down, and
-    the timer would fire up to a millisecond before the order's expiresAt.
+    the timer would fire up to a millisecond before the order's expiresAt. `trace` is the trace
+    context that armed it (common.telemetry), which its firing continues.
     """
     due_at = ceil_to_millisecond(due_at)
+    timer: dict[str, Any] = {"due_at": due_at, "state": PENDING, "created_at": utc_now()}
+    if trace:
+        timer[TRACE_FIELD] = dict(trace)
     try:
         result = await db[EXPIRATIONS].update_one(
-            {"_id": order_id},
-            {"$setOnInsert": {"due_at": due_at, "state": PENDING, "created_at": utc_now()}},
-            upsert=True,
+            {"_id": order_id}, {"$setOnInsert": timer}, upsert=True
         )
     except DuplicateKeyError:  # two replicas upserted the same order at once: one won
         return False
@@ -82,6 +88,11 @@ async def fire(
         event,
     )
     return cast(TimerDocument | None, fired)
+
+
+async def count_pending(db: Database) -> int:
+    """How many timers are armed and not yet fired or dropped."""
+    return await db[EXPIRATIONS].count_documents({"state": PENDING})
 
 
 async def next_due_at(db: Database) -> datetime | None:

@@ -5,10 +5,13 @@ import logging
 from datetime import datetime
 
 from common.events import OrderExpired, OrderStatus
+from common.logging import log_context
+from common.metrics import EXPIRY_LATENESS, EXPIRY_PENDING_TIMERS
 from common.mongo import Database
 from common.outbox import Outbox
 from common.types import utc_now
 
+from common import telemetry
 from expiration import repository
 from expiration.models import DropReason
 from expiration.runtime import ExpirationRuntime
@@ -25,7 +28,12 @@ async def schedule_expiry(
     """
     if status != "created":
         return False
-    if not await repository.schedule(runtime.db, order_id=order_id, due_at=expires_at):
+    # The timer keeps the trace of the OrderCreated that armed it: its OrderExpired continues
+    # the purchase's trace (docs/architecture.md, "Traces").
+    armed = await repository.schedule(
+        runtime.db, order_id=order_id, due_at=expires_at, trace=telemetry.current_carrier()
+    )
+    if not armed:
         return False
     # The new timer may be due before the one the scheduler is sleeping towards.
     runtime.scheduler_wake.set()
@@ -54,10 +62,21 @@ async def fire_due_expirations(db: Database, outbox: Outbox) -> int:
         if due is None:
             return fired
         event = OrderExpired(order_id=due["_id"])
-        if await repository.fire(db, outbox, order_id=due["_id"], event=event) is None:
-            continue  # another replica fired it (or it was dropped) since it was read
-        fired += 1
-        log.info("order %s expired (due %s)", due["_id"], due["due_at"].isoformat())
+        with (
+            log_context(order_id=due["_id"]),
+            telemetry.span("expire order", parent=due.get("trace")),
+        ):
+            if await repository.fire(db, outbox, order_id=due["_id"], event=event) is None:
+                continue  # another replica fired it (or it was dropped) since it was read
+            fired += 1
+            lateness = (utc_now() - due["due_at"]).total_seconds()
+            EXPIRY_LATENESS.observe(max(lateness, 0.0))
+            log.info("order %s expired (due %s)", due["_id"], due["due_at"].isoformat())
+
+
+async def refresh_metrics(runtime: ExpirationRuntime) -> None:
+    """The pending-timers gauge, read at each scrape of /metrics."""
+    EXPIRY_PENDING_TIMERS.set(await repository.count_pending(runtime.db))
 
 
 async def next_due_at(db: Database) -> datetime | None:
