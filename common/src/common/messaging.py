@@ -4,6 +4,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -20,7 +21,9 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
 
+from common import telemetry
 from common.deadletter import (
     DeadLetter,
     Reason,
@@ -29,8 +32,21 @@ from common.deadletter import (
 )
 from common.events import SUBJECT_PREFIX, Envelope, Event, EventParseError, parse_envelope
 from common.failures import FailureLedger
+from common.logging import bind, event_fields, log_context
+from common.metrics import EVENT_HANDLING_DURATION, EVENTS_HANDLED, EVENTS_PUBLISHED
 
 log = logging.getLogger("common.messaging")
+
+# Consumer outcomes as the metric's label: a failure that will be retried is "retried", and an
+# unparseable message is dead-lettered like any other.
+_OUTCOME_LABELS = {
+    "acked": "acked",
+    "waiting": "waiting",
+    "failed": "retried",
+    "dead_lettered": "dead_lettered",
+    "unparseable": "dead_lettered",
+    "kept": "kept",
+}
 
 STREAM_NAME = "TICKETING"
 STREAM_SUBJECTS = [f"{SUBJECT_PREFIX}.>"]
@@ -118,15 +134,38 @@ class Publisher:
         await self.publish_envelope(envelope)
         return envelope
 
-    async def publish_envelope(self, envelope: Envelope) -> bool:
-        """Publish; True when the stream stored it, False when it dropped it as a duplicate."""
-        ack = await self._js.publish(
-            envelope.subject,
-            envelope.to_bytes(),
-            stream=STREAM_NAME,
-            headers={"Nats-Msg-Id": envelope.id},
-            timeout=5,
-        )
+    async def publish_envelope(
+        self, envelope: Envelope, *, trace_context: Mapping[str, str] | None = None
+    ) -> bool:
+        """Publish; True when the stream stored it, False when it dropped it as a duplicate.
+
+        The publish is a span in `trace_context` (the outbox entry's stored context) or else
+        the current trace, and its context goes in the W3C headers for the listeners.
+        """
+        with telemetry.span(
+            f"publish {envelope.subject}",
+            kind=SpanKind.PRODUCER,
+            parent=trace_context,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": envelope.subject,
+                "messaging.message.id": envelope.id,
+                "gittix.event.type": envelope.type,
+            },
+        ):
+            headers = {"Nats-Msg-Id": envelope.id, **telemetry.current_carrier()}
+            try:
+                ack = await self._js.publish(
+                    envelope.subject,
+                    envelope.to_bytes(),
+                    stream=STREAM_NAME,
+                    headers=headers,
+                    timeout=5,
+                )
+            except Exception:
+                EVENTS_PUBLISHED.labels(envelope.type, "failed").inc()
+                raise
+        EVENTS_PUBLISHED.labels(envelope.type, "duplicate" if ack.duplicate else "stored").inc()
         return not ack.duplicate
 
 
@@ -255,7 +294,38 @@ class Consumer:
 
     async def process(self, msg: Msg) -> str:
         """Handle one delivery; returns the outcome: acked, waiting, failed, dead_lettered,
-        unparseable, or kept (the dead-letter stream refused the record; retried later)."""
+        unparseable, or kept (the dead-letter stream refused the record; retried later).
+
+        The handling is a consumer span, child of the publish span whose context came in the
+        headers, and every line logged inside it carries the event's and its entities' ids.
+        """
+        headers = msg.headers or {}
+        started = time.perf_counter()
+        with (
+            log_context(event_id=headers.get("Nats-Msg-Id"), consumer=self.durable),
+            telemetry.span(
+                f"process {self.subject}",
+                kind=SpanKind.CONSUMER,
+                parent=headers,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.destination.name": self.subject,
+                    "messaging.consumer.group.name": self.durable,
+                    "messaging.message.id": headers.get("Nats-Msg-Id", ""),
+                },
+            ) as current,
+        ):
+            outcome = await self._process(msg)
+            current.set_attribute("gittix.outcome", outcome)
+            if outcome not in ("acked", "waiting"):
+                telemetry.mark_error(current, outcome)
+        EVENT_HANDLING_DURATION.labels(self.durable).observe(time.perf_counter() - started)
+        EVENTS_HANDLED.labels(
+            self.durable, self.listener.event.type_name(), _OUTCOME_LABELS[outcome]
+        ).inc()
+        return outcome
+
+    async def _process(self, msg: Msg) -> str:
         metadata = msg.metadata
         delivered, sequence = metadata.num_delivered, metadata.sequence.stream
         try:
@@ -264,6 +334,7 @@ class Consumer:
                 raise EventParseError(f"{envelope.type} arrived on {msg.subject}")
         except EventParseError as error:
             return await self._dead_letter(msg, reason="unparseable", failures=0, error=str(error))
+        bind(**event_fields(envelope.type, envelope.data))
         deadline = asyncio.timeout(self._policy.handle_timeout_seconds)
         try:
             async with deadline:

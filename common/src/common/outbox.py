@@ -16,6 +16,7 @@ from pymongo.results import UpdateResult
 from common.events import Envelope, Event
 from common.messaging import Publisher
 from common.mongo import Collection, Document
+from common.telemetry import TRACE_FIELD, current_carrier
 
 log = logging.getLogger("common.outbox")
 
@@ -23,8 +24,13 @@ OUTBOX_FIELD = "outbox"
 
 
 def outbox_entry(event: Event) -> dict[str, Any]:
-    """The stored form of a pending event: its whole envelope."""
-    return Envelope.wrap(event).model_dump(mode="json")
+    """The stored form of a pending event: its whole envelope, and the trace context it was
+    written in (when tracing is on), so whichever pass publishes it continues that trace."""
+    entry = Envelope.wrap(event).model_dump(mode="json")
+    carrier = current_carrier()
+    if carrier:
+        entry[TRACE_FIELD] = carrier
+    return entry
 
 
 class OutboxRelay:
@@ -51,8 +57,10 @@ class OutboxRelay:
             cursor = collection.find({f"{OUTBOX_FIELD}.0": {"$exists": True}}, {OUTBOX_FIELD: 1})
             async for document in cursor:
                 for entry in document.get(OUTBOX_FIELD, []):
-                    envelope = Envelope.model_validate(entry)
-                    await self._publisher.publish_envelope(envelope)
+                    stored = dict(entry)
+                    trace_context = stored.pop(TRACE_FIELD, None)
+                    envelope = Envelope.model_validate(stored)
+                    await self._publisher.publish_envelope(envelope, trace_context=trace_context)
                     await collection.update_one(
                         {"_id": document["_id"]}, {"$pull": {OUTBOX_FIELD: {"id": envelope.id}}}
                     )

@@ -14,9 +14,10 @@ from nats.js import JetStreamContext
 from common.consumers import consumers_router, listener_runner, listeners_ready, stream_limits
 from common.contract import ServiceContract
 from common.errors import install_error_handlers
-from common.health import health_router
-from common.logging import configure_logging
+from common.health import ReadinessCheck, health_router
+from common.logging import RequestLogContext, configure_logging
 from common.messaging import Publisher, connect_bus, ensure_stream
+from common.metrics import READY, HttpMetrics, metrics_router, refresh_consumers, refresh_outbox
 from common.mongo import Database, DatabaseHandle
 from common.outbox import Outbox, OutboxRelay
 from common.request_guards import install_request_guards
@@ -30,6 +31,7 @@ from common.shutdown import (
     within,
 )
 from common.snapshot import SnapshotReader, snapshot_router
+from common.telemetry import configure_tracing, flush, instrument_app
 
 log = logging.getLogger("common.service")
 
@@ -72,6 +74,7 @@ def create_service_app(
     background: Sequence[Callable[[R], Coroutine[Any, Any, None]]] = (),
     larger_bodies: Mapping[str, int] | None = None,
     snapshot: SnapshotReader | None = None,
+    metrics: Callable[[R], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """A FastAPI app for one service.
 
@@ -83,6 +86,8 @@ def create_service_app(
     on the exact paths `larger_bodies` gives their own limit.
     `snapshot` is served read-only on the service's own port for `make verify`
     (common.snapshot).
+    `metrics(runtime)` sets the service's own scrape-time gauges before each GET /metrics
+    (common.metrics), also served on the service's own port only.
     """
 
     clock = ShutdownClock(
@@ -159,6 +164,7 @@ def create_service_app(
             await within(clock.remaining(), "closing the database client", handle.close())
             restore_signals()
             log.info("%s stopped %.2fs after shutdown began", contract.name, clock.elapsed())
+            flush()
 
     async def mongo_ready(request: Request) -> bool:
         handle: DatabaseHandle | None = getattr(request.app.state, "db_handle", None)
@@ -169,8 +175,29 @@ def create_service_app(
         return runtime is not None and runtime.nc is not None and runtime.nc.is_connected
 
     app = FastAPI(title=f"GitTix {contract.name}", lifespan=lifespan)
+    async def scrape(request: Request) -> None:
+        runtime: R | None = getattr(request.app.state, "runtime", None)
+        if runtime is None:
+            return
+        for name, check in readiness.items():
+            READY.labels(name).set(1 if await check(request) else 0)
+        await refresh_outbox([runtime.db[name] for name in outbox_collections])
+        runner = getattr(request.app.state, "listeners", None)
+        if runner is not None:
+            await refresh_consumers(runner)
+        if metrics is not None:
+            await metrics(runtime)
+
+    readiness: dict[str, ReadinessCheck] = {
+        "mongo": mongo_ready,
+        "nats": nats_ready,
+        "listeners": listeners_ready,
+    }
     app.state.settings = settings
     install_error_handlers(app)
+    if configure_tracing(contract.name, settings.otel_exporter_otlp_endpoint):
+        instrument_app(app)
+    app.add_middleware(RequestLogContext)
     install_request_guards(
         app,
         max_body_bytes=settings.max_body_bytes,
@@ -178,12 +205,13 @@ def create_service_app(
         trusted_origins=settings.trusted_origins,
     )
     # Outermost: once shutdown begins, every request in flight gets an answer in time.
+    # Outside the guards, so what they refuse is counted too.
+    app.add_middleware(HttpMetrics)
     app.add_middleware(BoundedRequests, clock=clock)
-    app.include_router(
-        health_router({"mongo": mongo_ready, "nats": nats_ready, "listeners": listeners_ready})
-    )
+    app.include_router(health_router(readiness))
     app.include_router(consumers_router())
     for router in routers:
+    app.include_router(metrics_router(scrape))
         app.include_router(router)
     if snapshot is not None:
         app.include_router(snapshot_router(snapshot))
