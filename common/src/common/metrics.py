@@ -190,12 +190,14 @@ STREAM_USED_RATIO = Gauge(
 
 
 async def refresh_outbox(collections: list[Any]) -> None:
-    """Set the outbox gauges from the pending-entries partial index (common.outbox.PENDING)."""
-    from common.outbox import OUTBOX_FIELD, PENDING
+    """Set the outbox gauges from the documents with pending entries."""
+    from common.outbox import OUTBOX_FIELD
 
+    # The filter of the relay's partial index on pending entries: only those documents are read.
+    pending = {f"{OUTBOX_FIELD}.id": {"$exists": True}}
     for collection in collections:
         entries: list[dict[str, Any]] = []
-        async for document in collection.find(PENDING, {OUTBOX_FIELD: 1}):
+        async for document in collection.find(pending, {OUTBOX_FIELD: 1}):
             entries.extend(document.get(OUTBOX_FIELD) or [])
         OUTBOX_PENDING.labels(collection.name).set(len(entries))
         OUTBOX_OLDEST_AGE.labels(collection.name).set(oldest_age_seconds(entries))

@@ -163,8 +163,8 @@ def create_service_app(
             )
             await within(clock.remaining(), "closing the database client", handle.close())
             restore_signals()
-            log.info("%s stopped %.2fs after shutdown began", contract.name, clock.elapsed())
             flush()
+            log.info("%s stopped %.2fs after shutdown began", contract.name, clock.elapsed())
 
     async def mongo_ready(request: Request) -> bool:
         handle: DatabaseHandle | None = getattr(request.app.state, "db_handle", None)
@@ -174,7 +174,6 @@ def create_service_app(
         runtime: ServiceRuntime[Any] | None = getattr(request.app.state, "runtime", None)
         return runtime is not None and runtime.nc is not None and runtime.nc.is_connected
 
-    app = FastAPI(title=f"GitTix {contract.name}", lifespan=lifespan)
     async def scrape(request: Request) -> None:
         runtime: R | None = getattr(request.app.state, "runtime", None)
         if runtime is None:
@@ -193,25 +192,26 @@ def create_service_app(
         "nats": nats_ready,
         "listeners": listeners_ready,
     }
+    app = FastAPI(title=f"GitTix {contract.name}", lifespan=lifespan)
     app.state.settings = settings
-    install_error_handlers(app)
     if configure_tracing(contract.name, settings.otel_exporter_otlp_endpoint):
         instrument_app(app)
     app.add_middleware(RequestLogContext)
+    install_error_handlers(app)
     install_request_guards(
         app,
         max_body_bytes=settings.max_body_bytes,
         larger_bodies=larger_bodies,
         trusted_origins=settings.trusted_origins,
     )
-    # Outermost: once shutdown begins, every request in flight gets an answer in time.
     # Outside the guards, so what they refuse is counted too.
     app.add_middleware(HttpMetrics)
+    # Outermost: once shutdown begins, every request in flight gets an answer in time.
     app.add_middleware(BoundedRequests, clock=clock)
     app.include_router(health_router(readiness))
     app.include_router(consumers_router())
-    for router in routers:
     app.include_router(metrics_router(scrape))
+    for router in routers:
         app.include_router(router)
     if snapshot is not None:
         app.include_router(snapshot_router(snapshot))
