@@ -270,6 +270,8 @@ def main() -> int:
         # The bench's buyers place many orders each; the abuse limits would refuse them.
         "ORDERS_MAX_ACTIVE_PER_USER": str(args.orders),
         "ORDERS_RATE_LIMIT": str(args.orders * 10),
+        # All of them sign up from this one client, which auth would throttle.
+        "SIGNUP_CLIENT_LIMIT": str(args.buyers * 10),
     }
     with (
         store,
