@@ -16,6 +16,7 @@ from common.events import (
 from fastapi import FastAPI
 from gittix_testing import TestBus
 from payment_events import BUYER_ID, order_created, publish_and_settle
+from payments.service import ReplicaOutcome, _versioned_outcome
 
 
 async def pay(client: httpx.AsyncClient, order_id: str) -> httpx.Response:
@@ -78,3 +79,16 @@ async def test_the_receipt_goes_to_the_users_latest_email_whatever_order_events_
     assert charge.stripe_id is not None
     intent = await stripe_client.v1.payment_intents.retrieve_async(charge.stripe_id)
     assert intent.to_dict()["receipt_email"] == "new@example.com"
+
+
+def test_an_update_whose_predecessor_lands_just_before_the_read_back_is_retried() -> None:
+    # The conditional write (over version 0) found nothing: OrderCreated was not stored yet.
+    # It was stored an instant later, so the read that follows sees version 0. The
+    # cancellation (version 1) must come back, not be acked as already applied and lost
+    # (found by e2e/test_faults.py: payments kept a cancelled order as created).
+    outcome = _versioned_outcome(False, 0, 1)
+
+    assert outcome is ReplicaOutcome.AHEAD
+    assert outcome.applicable_later
+    assert _versioned_outcome(False, 1, 1) is ReplicaOutcome.ALREADY_APPLIED
+    assert _versioned_outcome(False, None, 1) is ReplicaOutcome.UNKNOWN

@@ -69,7 +69,10 @@ def _versioned_outcome(written: bool, current: int | None, version: int) -> Repl
         return ReplicaOutcome.APPLIED
     if current is None:
         return ReplicaOutcome.UNKNOWN
-    if current < version - 1:
+    # Below this version, the write did not happen yet. At version - 1 too: the predecessor
+    # was stored between the conditional write and this read (its own consumer runs beside
+    # this one), so the event is applied on its next delivery, never taken as a repeat.
+    if current < version:
         return ReplicaOutcome.AHEAD
     return ReplicaOutcome.ALREADY_APPLIED
 
