@@ -71,6 +71,8 @@ SETTLE_SECONDS = 60.0
 BURST_SETTLE_SECONDS = 180.0
 TRAFFIC_SECONDS = 60.0
 REQUEST_TIMEOUT_SECONDS = 10.0
+# How long a buyer keeps trying to pay an order payments has not heard of yet (404).
+PAY_PATIENCE_SECONDS = 2.0
 
 SYSTEM_ENV = {
     "ORDER_EXPIRATION_SECONDS": str(EXPIRATION_SECONDS),
@@ -254,14 +256,17 @@ class Traffic:
     async def _follow_up(self, http: httpx.AsyncClient, order_id: str) -> None:
         choice = self.random.random()
         if choice < 0.55:
-            # payments may not have heard of the order yet (404): try again a few times, as a
-            # buyer would; an order never paid simply expires.
-            for _ in range(5):
+            # payments may not have heard of the order yet (404): a buyer tries again for a
+            # couple of seconds; an order never paid simply expires.
+            give_up_at = asyncio.get_running_loop().time() + PAY_PATIENCE_SECONDS
+            while True:
                 paid = await self._request(
                     "pay",
                     http.post("/api/payments", json={"orderId": order_id, "token": "pm_card_visa"}),
                 )
                 if paid is None or paid.status_code != 404:
+                    return
+                if asyncio.get_running_loop().time() >= give_up_at:
                     return
                 await self._pace()
         elif choice < 0.8:
