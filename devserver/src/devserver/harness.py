@@ -3,8 +3,10 @@
 e2e/conftest.py turns this into the `system` fixture; tests may import `RunningSystem` for types.
 """
 
+import os
 import socket
 import ssl
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pymongo import MongoClient
 
 from devserver.routing import SERVICES
 from devserver.system import System, SystemConfig
@@ -92,6 +95,17 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def drop_databases(mongo_url: str, prefix: str) -> None:
+    """Drop every database whose name starts with `prefix` (one system's, on a shared server)."""
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_url, serverSelectionTimeoutMS=5000)
+    try:
+        for name in client.list_database_names():
+            if name.startswith(prefix):
+                client.drop_database(name)
+    finally:
+        client.close()
+
+
 @contextmanager
 def running_system(
     data_dir: Path,
@@ -105,6 +119,13 @@ def running_system(
     log_dir.mkdir(exist_ok=True)
     with (log_dir / "system.log").open("a") as output:
         https, nats, stripe, mongo, *service_ports = free_ports(4 + len(SERVICES))
+        # On the MongoDB of this process's MONGO_URL (`MONGO_URL=... make test`, shared by every
+        # system the run starts), databases of this system's own, dropped when it stops. A
+        # caller passing MONGO_URL in `env` brings a server of its own and reads it by the
+        # services' names.
+        shared = not (env or {}).get("MONGO_URL")
+        mongo_url = os.environ.get("MONGO_URL") if shared else None
+        prefix = f"gittix_e2e_{uuid.uuid4().hex[:12]}_" if mongo_url else ""
         config = SystemConfig(
             data_dir=data_dir,
             https_port=https,
@@ -115,6 +136,7 @@ def running_system(
             env=dict(env or {}),
             services=services,
             output=output,
+            database_prefix=prefix,
         )
         system = System(config)
         system.start()
@@ -129,3 +151,5 @@ def running_system(
             )
         finally:
             system.stop()
+            if mongo_url:
+                drop_databases(mongo_url, prefix)

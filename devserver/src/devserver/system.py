@@ -63,6 +63,9 @@ class SystemConfig:
     env: dict[str, str] = field(default_factory=dict)
     # None: every service in routing.SERVICES that is importable; else only these.
     services: frozenset[str] | None = None
+    # With MONGO_URL: each data service's database is <prefix><service> instead of <service>,
+    # so systems started side by side on one MongoDB (the e2e suites) never share data.
+    database_prefix: str = ""
     # Where the prefixed log lines go (besides data_dir/logs/<name>.log).
     output: TextIO = field(default_factory=lambda: sys.stdout)
 
@@ -158,6 +161,8 @@ class System:
                 env["NATS_URL"] = self.bus_url(name)
             if name == "auth":
                 env["JWT_PRIVATE_KEY"] = private_pem
+            if service.owns_data and cfg.database_prefix:
+                env["MONGO_DATABASE"] = f"{cfg.database_prefix}{name}"
             args = self._uvicorn_args(service)
             self._add_child(Command(name, args, env, ready_port=cfg.port_of(service)))
         for name in self.services:

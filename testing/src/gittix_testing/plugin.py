@@ -11,13 +11,13 @@ import nats
 import pytest
 from common.auth import SESSION_COOKIE, sign_session
 from common.deadletter import DEAD_LETTER_STREAM
-from common.messaging import STREAM_NAME, ensure_stream
+from common.messaging import STREAM_NAME
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from gittix_testing.app import http_client, running
-from gittix_testing.bus import EventRecorder, TestBus, subscribe_recorder
+from gittix_testing.bus import EventRecorder, TestBus, recreate_streams, subscribe_recorder
 from gittix_testing.databases import own_database
 from gittix_testing.processes import ManagedProcess, start_localstripe, start_nats_server
 from gittix_testing.waiting import wait_until, within
@@ -109,12 +109,7 @@ async def bus(nats_url: str) -> AsyncIterator[TestBus]:
     """The real bus with a freshly created stream (no events or consumers from other tests)."""
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    for stream in (STREAM_NAME, DEAD_LETTER_STREAM):
-        try:
-            await js.delete_stream(stream)
-        except nats.js.errors.NotFoundError:
-            pass
-    await ensure_stream(js)
+    await recreate_streams(js, (STREAM_NAME, DEAD_LETTER_STREAM))
     recorder = EventRecorder()
     subscription = await subscribe_recorder(js, recorder)
     yield TestBus(url=nats_url, nc=nc, js=js, recorder=recorder)
