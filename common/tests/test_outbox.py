@@ -128,3 +128,28 @@ async def test_the_change_and_its_event_are_one_write_and_undeclared_events_are_
             database.tickets, {"_id": "t1"}, {"$set": {"x": 1}}, OrderExpired(order_id="o1")
         )
     assert len((await database.tickets.find_one({"_id": "t1"}))["outbox"]) == 2
+
+
+async def test_the_relay_reads_only_the_documents_written_and_sweeps_the_rest_later(
+    bus: TestBus, database: Any
+) -> None:
+    # Neither the poll nor the periodic sweep comes during the test: only handed ids go out.
+    relay = OutboxRelay(
+        [database.tickets], Publisher(bus.js), poll_seconds=3600, sweep_seconds=3600
+    )
+    outbox = Outbox((TicketCreated,), service="tickets")
+    outbox.attach(relay)
+    relay.start()
+    try:
+        # Left behind by a crash after the start's sweep: nobody hands the relay its id.
+        await relay.relay_once()
+        await database.tickets.insert_one(
+            {"_id": "left", "outbox": [outbox_entry(ticket_created("left"))]}
+        )
+        await outbox.insert_one(database.tickets, {"_id": "t1"}, ticket_created("t1"))
+        await bus.wait_for(TicketCreated, id="t1", timeout=10)
+        assert [event.id for event in bus.published(TicketCreated)] == ["t1"]
+    finally:
+        await relay.stop()
+    # The stop's last pass sweeps the pending index, and finds what the crash left.
+    await bus.wait_for(TicketCreated, id="left", timeout=10)

@@ -21,6 +21,9 @@ from common.telemetry import TRACE_FIELD, current_carrier
 log = logging.getLogger("common.outbox")
 
 OUTBOX_FIELD = "outbox"
+# Documents with at least one pending entry, and the partial index holding only those.
+PENDING: dict[str, Any] = {f"{OUTBOX_FIELD}.id": {"$exists": True}}
+PENDING_INDEX = "outbox_pending"
 
 
 def outbox_entry(event: Event) -> dict[str, Any]:
@@ -34,38 +37,108 @@ def outbox_entry(event: Event) -> dict[str, Any]:
 
 
 class OutboxRelay:
-    """Publishes pending outbox entries of the given collections, oldest first per document."""
+    """Publishes pending outbox entries of the given collections, oldest first per document.
+
+    A write through the `Outbox` hands the relay the written document's id, so a pass reads
+    only those documents by `_id`. Anything else pending (left by a crash, or by a publish
+    that failed) is found by a sweep at start, every `sweep_seconds` and at stop, through the
+    partial index on pending entries (`create_pending_index`): never a collection scan.
+    """
 
     def __init__(
-        self, collections: list[Collection], publisher: Publisher, *, poll_seconds: float = 1.0
+        self,
+        collections: list[Collection],
+        publisher: Publisher,
+        *,
+        poll_seconds: float = 1.0,
+        sweep_seconds: float = 30.0,
     ) -> None:
-        self._collections = collections
+        self._collections = {collection.name: collection for collection in collections}
         self._publisher = publisher
         self._poll_seconds = poll_seconds
+        self._sweep_seconds = sweep_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        # Written documents not yet relayed, per collection name, in the order written.
+        self._written: dict[str, dict[Any, None]] = {}
+        self._sweep_asked = True
+        self._last_sweep = 0.0
+        self._indexed = False
 
-    def notify(self) -> None:
-        """Say a document just got a pending event, so it goes out now rather than at the poll."""
+    def notify(self, collection: str | None = None, document_id: Any = None) -> None:
+        """Say a document just got a pending event, so it goes out now rather than at a sweep.
+
+        Without an id (a write that cannot tell which document it changed) the next pass
+        sweeps the pending index instead.
+        """
+        if collection in self._collections and document_id is not None:
+            self._written.setdefault(collection, {})[document_id] = None
+        else:
+            self._sweep_asked = True
         self._wake.set()
 
-    async def relay_once(self) -> int:
-        """Publish everything pending now; returns how many entries were published."""
+    async def create_pending_index(self) -> None:
+        """The partial index holding only documents with pending entries (what a sweep reads);
+        the first sweep creates it if nobody did."""
+        for collection in self._collections.values():
+            await collection.create_index(
+                [(f"{OUTBOX_FIELD}.id", 1)], name=PENDING_INDEX, partialFilterExpression=PENDING
+            )
+        self._indexed = True
+
+    async def _relay_document(self, collection: Collection, document: Document) -> int:
         published = 0
-        for collection in self._collections:
-            cursor = collection.find({f"{OUTBOX_FIELD}.0": {"$exists": True}}, {OUTBOX_FIELD: 1})
-            async for document in cursor:
-                for entry in document.get(OUTBOX_FIELD, []):
-                    stored = dict(entry)
-                    trace_context = stored.pop(TRACE_FIELD, None)
-                    envelope = Envelope.model_validate(stored)
-                    await self._publisher.publish_envelope(envelope, trace_context=trace_context)
-                    await collection.update_one(
-                        {"_id": document["_id"]}, {"$pull": {OUTBOX_FIELD: {"id": envelope.id}}}
-                    )
-                    published += 1
+        for entry in document.get(OUTBOX_FIELD) or []:
+            stored = dict(entry)
+            trace_context = stored.pop(TRACE_FIELD, None)
+            envelope = Envelope.model_validate(stored)
+            await self._publisher.publish_envelope(envelope, trace_context=trace_context)
+            await collection.update_one(
+                {"_id": document["_id"]}, {"$pull": {OUTBOX_FIELD: {"id": envelope.id}}}
+            )
+            published += 1
         return published
+
+    async def relay_written(self) -> int:
+        """Publish the entries of the documents written since the last pass, read by `_id`."""
+        published = 0
+        while self._written:
+            name, ids = next(iter(self._written.items()))
+            collection = self._collections[name]
+            while ids:
+                # Taken before the read: a write to the same document during this pass names
+                # it again, and the next round reads what that write added.
+                document_id = next(iter(ids))
+                del ids[document_id]
+                try:
+                    document = await collection.find_one({"_id": document_id}, {OUTBOX_FIELD: 1})
+                    if document is not None:
+                        published += await self._relay_document(collection, document)
+                except BaseException:
+                    ids[document_id] = None  # retried at the next pass
+                    raise
+            del self._written[name]
+        return published
+
+    async def relay_once(self) -> int:
+        """Publish everything pending now (a sweep); returns how many entries were published."""
+        self._sweep_asked = False
+        self._last_sweep = asyncio.get_running_loop().time()
+        if not self._indexed:
+            await self.create_pending_index()
+        published = await self.relay_written()
+        for collection in self._collections.values():
+            async for document in collection.find(PENDING, {OUTBOX_FIELD: 1}):
+                published += await self._relay_document(collection, document)
+        return published
+
+    async def _pass(self, *, sweep: bool) -> None:
+        due = asyncio.get_running_loop().time() - self._last_sweep >= self._sweep_seconds
+        if sweep or self._sweep_asked or due:
+            await self.relay_once()
+        else:
+            await self.relay_written()
 
     async def _run(self) -> None:
         while True:
@@ -73,14 +146,18 @@ class OutboxRelay:
             # what the last requests and events wrote.
             last = self._stopping
             self._wake.clear()
+            failed = False
             try:
-                await self.relay_once()
+                await self._pass(sweep=last)
             except asyncio.CancelledError:
                 raise
             except Exception:
+                failed = True
                 log.exception("outbox relay failed; pending events stay until the next pass")
             if last:
                 return
+            if self._written and not failed:
+                continue  # written during the pass: relay them now
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
             # races with the event being set, and the relay would never stop.
             try:
@@ -136,9 +213,9 @@ class Outbox:
                 )
         return [outbox_entry(event) for event in listed]
 
-    def _written(self) -> None:
+    def _written(self, collection: Collection, document_id: Any) -> None:
         if self._relay is not None:
-            self._relay.notify()
+            self._relay.notify(collection.name, document_id)
 
     async def insert_one(
         self, collection: Collection, document: Mapping[str, Any], *events: Event
@@ -148,7 +225,7 @@ class Outbox:
             raise ValueError(f"the document already has an {OUTBOX_FIELD!r} field")
         stored = {**document, OUTBOX_FIELD: self.entries(events)}
         await collection.insert_one(stored)
-        self._written()
+        self._written(collection, stored.get("_id"))
         return stored
 
     def _with_entries(self, update: Mapping[str, Any], events: Iterable[Event]) -> dict[str, Any]:
@@ -169,7 +246,8 @@ class Outbox:
         """update_one with `events` pending in the same write; returns pymongo's UpdateResult."""
         result = await collection.update_one(filter, self._with_entries(update, events), **options)
         if result.modified_count or result.upserted_id is not None:
-            self._written()
+            # The id is the filter's when it names one; otherwise the relay sweeps.
+            self._written(collection, result.upserted_id or _named_id(filter))
         return result
 
     async def find_one_and_update(
@@ -185,6 +263,14 @@ class Outbox:
         found = await collection.find_one_and_update(
             filter, self._with_entries(update, events), **options
         )
-        if found is not None or options.get("upsert"):
-            self._written()
+        if found is not None and "_id" in found:
+            self._written(collection, found["_id"])
+        elif found is not None or options.get("upsert"):
+            self._written(collection, _named_id(filter))
         return found
+
+
+def _named_id(filter: Mapping[str, Any]) -> Any:
+    """The `_id` a filter names by plain equality, or None."""
+    value = filter.get("_id")
+    return None if isinstance(value, Mapping) else value

@@ -33,7 +33,7 @@ async def create_indexes(db: Database) -> None:
         unique=True,
         partialFilterExpression={"active": True},
     )
-    await db[ORDERS].create_index([("user_id", 1), ("created_at", -1)])
+    await db[ORDERS].create_index([("user_id", 1), ("created_at", -1), ("_id", -1)])
     await db[ORDERS].create_index(
         [("user_id", 1), ("buyer_slot", 1)],
         name="one_unpaid_order_per_buyer_slot",

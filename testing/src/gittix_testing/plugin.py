@@ -20,6 +20,7 @@ from gittix_testing.app import http_client, running
 from gittix_testing.bus import EventRecorder, TestBus, recreate_streams, subscribe_recorder
 from gittix_testing.databases import own_database
 from gittix_testing.processes import ManagedProcess, start_localstripe, start_nats_server
+from gittix_testing.query_audit import QueryLog, RecordingDatabase, describe
 from gittix_testing.waiting import wait_until, within
 
 # Where each asyncio task waits, printed just before pytest-timeout ends a stuck test.
@@ -99,9 +100,18 @@ def mongo_url(pytestconfig: pytest.Config) -> str | None:
 async def database(mongo_url: str | None) -> AsyncIterator[Any]:
     """A clean database for this test: its own on the MongoDB at MONGO_URL (dropped afterwards),
     or mongomock-motor's in-memory stand-in. The service under test creates its indexes in it
-    on start, as it does in production."""
+    on start, as it does in production. Every query the service makes through it is checked
+    against those indexes when the test ends (gittix_testing.query_audit)."""
     async with own_database(mongo_url) as db:
-        yield db
+        recording = RecordingDatabase(db, QueryLog())
+        yield recording
+        missing = await recording.unindexed_queries()
+        if missing:
+            pytest.fail(
+                "queries no declared index answers (a collection scan on MongoDB); add an "
+                f"index in the service's create_indexes or change the query:\n{describe(missing)}",
+                pytrace=False,
+            )
 
 
 @pytest.fixture
