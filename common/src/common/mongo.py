@@ -35,12 +35,12 @@ class DatabaseHandle:
         if settings.mongo_url:
             client: Any = AsyncMongoClient(settings.mongo_url, tz_aware=True)
             return cls(client[settings.database_name], client)
-        from mongomock_motor import AsyncMongoMockClient  # development-only dependency
+        from common import embedded_store
 
         log.warning(
             "MONGO_URL is not set: using the embedded in-memory store; data is lost on exit"
         )
-        client = AsyncMongoMockClient(tz_aware=True)
+        client = embedded_store.client()
         return cls(client[settings.database_name], client)
 
     async def ping(self) -> bool:
