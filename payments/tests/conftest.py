@@ -13,6 +13,7 @@ from payments.app import create_app
 from payments.settings import Settings
 
 STRIPE_KEY = "sk_test_gittix"
+WEBHOOK_SECRET = "whsec_gittix_tests"
 
 
 @pytest.fixture
@@ -28,6 +29,7 @@ def app_factory(localstripe: str, service_env: dict[str, str]) -> Callable[..., 
             # Quick to give up in tests; the SDK would otherwise wait and retry for a minute.
             stripe_timeout_seconds=stripe_timeout_seconds,
             stripe_max_network_retries=0,
+            stripe_webhook_secret=WEBHOOK_SECRET,
         )
         return create_app(settings, database=database)
 

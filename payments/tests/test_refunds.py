@@ -121,13 +121,14 @@ async def test_buyer_pays_in_the_instant_the_order_expires_and_is_refunded(
     assert refunded.stripe_refund_id is not None and refunded.stripe_id == completed.stripe_id
 
 
-async def test_an_attempt_left_unresolved_by_an_outage_is_settled_and_refunded_on_cancel(
+async def test_an_attempt_stripe_never_saw_is_not_made_for_a_cancelled_order(
     app_factory: Callable[..., FastAPI],
     service_env: dict[str, str],
     database: Any,
     bus: TestBus,
     unreachable_stripe: str,
     session_cookie: Callable[..., dict[str, str]],
+    stripe_client: stripe.StripeClient,
 ) -> None:
     created = order_created()
     async with running(app_factory(database=database, stripe_api_base=unreachable_stripe)) as app:
@@ -139,10 +140,12 @@ async def test_an_attempt_left_unresolved_by_an_outage_is_settled_and_refunded_o
             )
     assert response.status_code == 503
 
-    # Stripe is back and the order expires: whatever the lost attempt did is resolved, and
-    # money it took goes back.
+    # Stripe is back and the order expires: the lost attempt never reached Stripe, so it is
+    # resolved as failed without charging the card for a cancelled order (resolve, not retry).
     async with running(app_factory(database=database)):
         await publish_and_settle(bus, *expired_while_paying(created))
         charge = await bus.wait_for(ChargeCreated, order_id=created.id)
-        refunded = await bus.wait_for(ChargeUpdated, id=charge.id, version=2)
-    assert refunded.status == "completed" and refunded.stripe_refund_id is not None
+        failed = await bus.wait_for(ChargeUpdated, id=charge.id, version=1)
+    assert (failed.status, failed.stripe_id, failed.stripe_refund_id) == ("failed", None, None)
+    intents = await stripe_client.v1.payment_intents.list_async()
+    assert [i for i in intents.data if i.metadata.to_dict().get("order_id") == created.id] == []

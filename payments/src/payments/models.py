@@ -1,7 +1,7 @@
 """payments' request and response bodies, and the documents it stores."""
 
 from datetime import datetime
-from typing import NotRequired, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 from bson import ObjectId
 from common.events import ChargeStatus, OrderStatus
@@ -31,12 +31,33 @@ class UserReplica(TypedDict):
     version: int
 
 
+class DisputeDocument(TypedDict):
+    """A dispute (chargeback) of a charge as Stripe's latest event about it described it."""
+
+    id: str
+    status: str  # Stripe's: warning_needs_response, needs_response, under_review, won, lost, ...
+    reason: str | None
+    amount: int  # cents
+    event_created: int  # the event's time (Unix seconds): an older event never overwrites it
+
+
+class StripeEventDocument(TypedDict):
+    """A webhook event already applied (collection `stripe_events`): redeliveries are dropped."""
+
+    _id: str  # Stripe's event id
+    type: str
+    received_at: datetime
+
+
 class ChargeDocument(TypedDict):
     """One attempt to charge an order (collection `charges`).
 
     `live` is set while the charge is `created` or `completed` (the unique index allows one live
     charge per order); `attempt_until` is the lease of whoever works on a `created` charge;
-    `refund_due` flags a completed charge whose order ended cancelled.
+    `refund_due` flags a completed charge whose order ended cancelled. `intent_id` is the
+    PaymentIntent as soon as Stripe created it (before it is confirmed), so an unresolved attempt
+    is looked up at Stripe rather than made again; `stripe_id` is announced once it completes.
+    `dispute` is the latest state of a chargeback, from Stripe's webhook events.
     """
 
     _id: ObjectId
@@ -49,6 +70,8 @@ class ChargeDocument(TypedDict):
     receipt_email: str | None
     stripe_id: str | None
     stripe_refund_id: str | None
+    intent_id: NotRequired[str]
+    dispute: NotRequired[DisputeDocument]
     version: int
     created_at: datetime
     attempt_until: NotRequired[datetime]
@@ -71,3 +94,13 @@ class PaymentBody(CamelModel):
 class ChargeOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
+    # Only on a 202: the payment waits for the buyer (3-D Secure) or for Stripe (processing).
+    status: Literal["requires_action", "processing"] | None = None
+    # What Stripe.js needs to run the 3-D Secure challenge (requires_action only).
+    client_secret: str | None = Field(default=None, serialization_alias="clientSecret")
+    payment_intent_id: str | None = Field(default=None, serialization_alias="paymentIntentId")
+
+
+class WebhookOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    received: bool

@@ -19,9 +19,12 @@ from common.types import utc_now
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from payments.models import ChargeDocument, OrderReplica, UserReplica
+from payments.models import ChargeDocument, DisputeDocument, OrderReplica, UserReplica
 
 CHARGES = "charges"
+STRIPE_EVENTS = "stripe_events"  # webhook events applied, by Stripe's event id
+# Stripe redelivers an event for up to three days; remembered longer than that.
+STRIPE_EVENT_DAYS = 30
 ORDERS = "orders"  # the replica, fed by OrderCreated / OrderUpdated / OrderCancelled
 USERS = "users"  # the replica, fed by UserCreated / UserUpdated
 
@@ -32,6 +35,13 @@ async def create_indexes(db: Database) -> None:
     )
     await db[CHARGES].create_index("refund_due", sparse=True)
     await db[CHARGES].create_index([("status", 1), ("attempt_until", 1)])
+    # A webhook event names a PaymentIntent: found by the id stored when Stripe created it, or
+    # (charges from before intent_id was stored) by the completed charge's stripe_id.
+    await db[CHARGES].create_index("intent_id", sparse=True)
+    await db[CHARGES].create_index("stripe_id", sparse=True)
+    await db[STRIPE_EVENTS].create_index(
+        "received_at", expireAfterSeconds=STRIPE_EVENT_DAYS * 24 * 3600
+    )
 
 
 # --- replicas ------------------------------------------------------------------------------------
@@ -127,6 +137,25 @@ async def find_live_charge(db: Database, *, order_id: str) -> ChargeDocument | N
     return cast(ChargeDocument | None, found)
 
 
+async def find_charge_for_intent(
+    db: Database, *, intent_id: str, charge_id: str | None
+) -> ChargeDocument | None:
+    """The charge a PaymentIntent belongs to: by its stored id, else by the charge id Stripe
+    keeps in the intent's metadata (an attempt whose create call never came back)."""
+    found = await db[CHARGES].find_one(
+        {"$or": [{"intent_id": intent_id}, {"stripe_id": intent_id}]}, {"outbox": 0}
+    )
+    if found is None and charge_id is not None and ObjectId.is_valid(charge_id):
+        found = await db[CHARGES].find_one({"_id": ObjectId(charge_id)}, {"outbox": 0})
+    return cast(ChargeDocument | None, found)
+
+
+async def set_intent(db: Database, *, charge_id: ObjectId, intent_id: str) -> None:
+    """Remember the PaymentIntent Stripe created for this attempt. Not a version: nothing is
+    announced until the attempt has an outcome."""
+    await db[CHARGES].update_one({"_id": charge_id}, {"$set": {"intent_id": intent_id}})
+
+
 async def has_failed_charge(db: Database, *, order_id: str) -> bool:
     found = await db[CHARGES].find_one({"order_id": order_id, "status": "failed"}, {"_id": 1})
     return found is not None
@@ -208,21 +237,64 @@ async def charges_owed_a_refund(
 
 
 async def record_refund(
-    db: Database, outbox: Outbox, *, charge: ChargeDocument, refund_id: str, event: Event
+    db: Database,
+    outbox: Outbox,
+    *,
+    charge: ChargeDocument,
+    refund_id: str,
+    event: Event,
+    stripe_id: str | None = None,
 ) -> ChargeDocument | None:
     """Store the refund as version + 1, with `event` pending; None if another replica recorded
-    it first."""
+    it first. `stripe_id`: the intent refunded, for a failed charge that had none recorded."""
+    changes: Document = {"stripe_refund_id": refund_id, "version": charge["version"] + 1}
+    if stripe_id is not None:
+        changes["stripe_id"] = stripe_id
     recorded = await outbox.find_one_and_update(
         db[CHARGES],
         {"_id": charge["_id"], "version": charge["version"], "stripe_refund_id": None},
-        {
-            "$set": {"stripe_refund_id": refund_id, "version": charge["version"] + 1},
-            "$unset": {"refund_due": ""},
-        },
+        {"$set": changes, "$unset": {"refund_due": ""}},
         event,
         return_document=ReturnDocument.AFTER,
     )
     return cast(ChargeDocument | None, recorded)
+
+
+async def record_dispute(
+    db: Database, outbox: Outbox, *, charge: ChargeDocument, dispute: DisputeDocument, event: Event
+) -> ChargeDocument | None:
+    """Store the dispute's state as version + 1, with `event` pending; None when the charge
+    changed since it was read or a newer event about the dispute was applied already."""
+    query: Document = {
+        "_id": charge["_id"],
+        "version": charge["version"],
+        "$or": [
+            {"dispute": {"$exists": False}},
+            {"dispute.event_created": {"$lte": dispute["event_created"]}},
+        ],
+    }
+    recorded = await outbox.find_one_and_update(
+        db[CHARGES],
+        query,
+        {"$set": {"dispute": cast(Document, dispute), "version": charge["version"] + 1}},
+        event,
+        return_document=ReturnDocument.AFTER,
+    )
+    return cast(ChargeDocument | None, recorded)
+
+
+async def stripe_event_applied(db: Database, *, event_id: str) -> bool:
+    return await db[STRIPE_EVENTS].find_one({"_id": event_id}, {"_id": 1}) is not None
+
+
+async def remember_stripe_event(db: Database, *, event_id: str, event_type: str) -> None:
+    """Record a webhook event as applied (a concurrent redelivery may have recorded it first)."""
+    try:
+        await db[STRIPE_EVENTS].insert_one(
+            {"_id": event_id, "type": event_type, "received_at": utc_now()}
+        )
+    except DuplicateKeyError:
+        pass
 
 
 async def unresolved_attempts(db: Database, *, now: datetime) -> list[ChargeDocument]:

@@ -1,12 +1,18 @@
-"""The Stripe gateway: PaymentIntents and Refunds through Stripe's official SDK, async.
+"""The Stripe gateway: PaymentIntents, Refunds and webhook events through Stripe's official SDK.
 
-Every outcome is one of three: succeeded (the PaymentIntent id), declined (Stripe's message for
-the buyer) or unavailable (timeouts, connection errors, 5xx, rate limits, bad configuration),
-where the caller does not know whether money moved and must retry with the same idempotency key.
+A payment is two requests, each with its own idempotency key: create the PaymentIntent (no money
+moves; its id is stored at once), then confirm it. So an attempt whose outcome is unknown is
+resolved by retrieving its PaymentIntent, and one that Stripe never confirmed is never confirmed
+for an order that was cancelled meanwhile.
+
+Every request ends as an answer (an `Intent`), a refusal (`CardDeclined`: Stripe's message for
+the buyer) or `StripeUnavailable` (timeouts, connection errors, 5xx, rate limits), where the
+caller does not know whether anything happened and must retry with the same idempotency key.
 """
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import stripe
 from stripe.params import PaymentIntentCreateParams
@@ -16,6 +22,8 @@ from payments.settings import Settings
 log = logging.getLogger("payments.stripe")
 
 CURRENCY = "usd"
+# What Stripe allows between an event's signing and its check (the SDK's default, 5 minutes).
+WEBHOOK_TOLERANCE_SECONDS = 300
 
 
 class CardDeclined(Exception):
@@ -30,9 +38,32 @@ class StripeUnavailable(Exception):
     """Stripe could not be reached or failed; the outcome of the request is unknown."""
 
 
+class BadSignature(Exception):
+    """A webhook request that Stripe did not sign with our endpoint secret (or too old)."""
+
+
 @dataclass(frozen=True)
-class Payment:
-    payment_intent_id: str
+class Intent:
+    """A PaymentIntent as GitTix reads it."""
+
+    id: str
+    # Stripe's status: requires_payment_method, requires_confirmation, requires_action,
+    # processing, requires_capture, canceled or succeeded.
+    status: str
+    client_secret: str | None
+    # Why the last attempt failed, in Stripe's words for the buyer (declined, not authenticated).
+    failure: str | None = None
+
+
+def _intent(found: Any) -> Intent:
+    fields = found.to_dict()
+    error = fields.get("last_payment_error") or {}
+    return Intent(
+        id=fields["id"],
+        status=fields["status"],
+        client_secret=fields.get("client_secret"),
+        failure=error.get("message"),
+    )
 
 
 class StripeGateway:
@@ -45,39 +76,73 @@ class StripeGateway:
             max_network_retries=settings.stripe_max_network_retries,
             http_client=self._http,
         )
+        self._webhook_secret = settings.stripe_webhook_secret
 
-    async def charge(
-        self, *, amount: int, token: str, receipt_email: str | None, idempotency_key: str
-    ) -> Payment:
-        """Create and confirm a PaymentIntent for `amount` cents on the card `token`."""
+    async def create_intent(
+        self,
+        *,
+        amount: int,
+        token: str,
+        receipt_email: str | None,
+        charge_id: str,
+        order_id: str,
+    ) -> Intent:
+        """Create (not confirm) a PaymentIntent for `amount` cents on the card `token`; the
+        charge id is its idempotency key and, with the order id, its metadata (so an event
+        for it finds the charge even if its id was never stored)."""
         params: PaymentIntentCreateParams = {
             "amount": amount,
             "currency": CURRENCY,
             "payment_method": token,
-            # Cards only, confirmed here and now: no redirect-based methods, no return_url.
+            # Cards only, confirmed by us: no redirect-based methods, no return_url.
             "automatic_payment_methods": {"enabled": False},
-            "confirm": True,
+            "metadata": {"charge_id": charge_id, "order_id": order_id},
         }
         if receipt_email:
             params["receipt_email"] = receipt_email
+        return await self._call(
+            "create a PaymentIntent",
+            self._client.v1.payment_intents.create_async(params, {"idempotency_key": charge_id}),
+        )
+
+    async def confirm_intent(self, intent_id: str, *, idempotency_key: str) -> Intent:
+        """Confirm it: the card is charged now, or Stripe asks for 3-D Secure (requires_action)."""
+        return await self._call(
+            "confirm a PaymentIntent",
+            self._client.v1.payment_intents.confirm_async(
+                intent_id, options={"idempotency_key": idempotency_key}
+            ),
+        )
+
+    async def retrieve_intent(self, intent_id: str) -> Intent:
+        return await self._call(
+            "retrieve a PaymentIntent", self._client.v1.payment_intents.retrieve_async(intent_id)
+        )
+
+    async def cancel_intent(self, intent_id: str) -> Intent:
+        """Cancel it so it can never take money; a refusal (it succeeded or was cancelled
+        meanwhile) answers with the intent as it now is."""
         try:
-            intent = await self._client.v1.payment_intents.create_async(
-                params, {"idempotency_key": idempotency_key}
+            return await self._call(
+                "cancel a PaymentIntent", self._client.v1.payment_intents.cancel_async(intent_id)
             )
+        except CardDeclined:
+            return await self.retrieve_intent(intent_id)
+
+    async def _call(self, what: str, request: Any) -> Intent:
+        try:
+            found = await request
         except stripe.CardError as error:
             raise CardDeclined(error.user_message or "Your card was declined.") from error
         except stripe.InvalidRequestError as error:
-            # Stripe refused the request itself (unknown token, amount below its minimum): it
-            # would be refused again on every retry, so this attempt has failed, like a decline.
-            log.warning("Stripe refused a PaymentIntent: %s", error)
+            # Stripe refused the request itself (unknown token, amount below its minimum, an
+            # intent in the wrong state): it would be refused again on every retry.
+            log.warning("Stripe refused to %s: %s", what, error)
             raise CardDeclined(error.user_message or "This payment cannot be made.") from error
         except stripe.StripeError as error:
-            log.warning("Stripe unavailable for a charge: %s", error)
+            log.warning("Stripe unavailable to %s: %s", what, error)
             raise StripeUnavailable(str(error)) from error
-        if intent.status != "succeeded":
-            # Cards that need 3-D Secure are not supported by this checkout.
-            raise CardDeclined("This card needs authentication, which is not supported here.")
-        return Payment(payment_intent_id=intent.id)
+        return _intent(found)
 
     async def refund(self, *, payment_intent_id: str, idempotency_key: str) -> str:
         """Refund a PaymentIntent in full; returns the Refund id."""
@@ -89,6 +154,18 @@ class StripeGateway:
             log.warning("refund of %s failed for now: %s", payment_intent_id, error)
             raise StripeUnavailable(str(error)) from error
         return refund.id
+
+    def verify_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
+        """The event Stripe signed (Stripe-Signature, the endpoint secret, its tolerance)."""
+        if not self._webhook_secret:
+            raise BadSignature("no webhook endpoint secret is configured")
+        try:
+            event = stripe.Webhook.construct_event(
+                payload, signature, self._webhook_secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
+            )
+        except (stripe.SignatureVerificationError, ValueError) as error:
+            raise BadSignature(str(error)) from error
+        return dict(event.to_dict())
 
     async def close(self) -> None:
         await self._http.close_async()

@@ -7,6 +7,8 @@ localstripe's own entry point has no --host flag (it listens on every interface)
 code under test sends exactly what it sends to Stripe itself:
 - PaymentIntents accept `receipt_email` (kept and returned) and `automatic_payment_methods`;
 - `pm_card_visa_chargeDeclined` (card 4000000000000002) is declined when charged, as on Stripe;
+- `pm_card_authenticationRequired` (card 4000002760003184) exists and always asks for 3-D Secure,
+  as Stripe's test PaymentMethod of that name does;
 - POSTs with an `Idempotency-Key` are answered once and replayed for the same key, as on Stripe.
 """
 
@@ -21,6 +23,7 @@ from aiohttp import web
 from localstripe import resources, server
 
 DECLINED_ON_CHARGE = "4000000000000002"
+AUTHENTICATION_REQUIRED = "4000002760003184"
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -50,6 +53,18 @@ def _decline_charge_declined_card() -> None:
         return bool(original(self))
 
     resources.PaymentMethod._charging_is_declined = declined  # type: ignore[method-assign]
+
+
+def _authentication_required_card() -> None:
+    original = resources.PaymentMethod._try_get_canonical_test_article.__func__  # type: ignore[attr-defined]
+
+    def canonical(cls: Any, id: str) -> Any:
+        if id == "pm_card_authenticationRequired":
+            card = {"number": AUTHENTICATION_REQUIRED, "exp_month": "12", "exp_year": "2030"}
+            return resources.PaymentMethod(type="card", card={**card, "cvc": "123"})
+        return original(cls, id)
+
+    resources.PaymentMethod._try_get_canonical_test_article = classmethod(canonical)  # type: ignore[method-assign, assignment]
 
 
 def _idempotency_middleware() -> Callable[[web.Request, _Handler], Awaitable[web.StreamResponse]]:
@@ -83,6 +98,7 @@ def make_faithful() -> None:
     """Patch localstripe (in this process) to behave like Stripe where GitTix depends on it."""
     _accept_payment_intent_params()
     _decline_charge_declined_card()
+    _authentication_required_card()
     # Outermost, so localstripe's errors are already responses when they are remembered.
     server.app.middlewares.insert(0, _idempotency_middleware())
 
