@@ -49,3 +49,25 @@ async def test_stripe_js_is_loaded_only_on_the_order_page() -> None:
 
     assert "js.stripe.com" not in landing.text
     assert "pk_test_123abc" not in landing.text
+
+
+async def test_with_a_stripe_js_url_the_3ds_test_card_is_offered_and_its_origin_allowed() -> None:
+    js = "http://127.0.0.1:8420/js.stripe.com/v3/"
+    app = create_app(Settings(stripe_js_url=js))
+    async with running(app), http_client(app) as client:
+        response = await client.get(ORDER_PATH)
+
+    page = parse_page(response.text)
+    card = page.input_labelled("Visa (asks for 3-D Secure)")
+    assert card.attrs["value"] == "pm_card_authenticationRequired"
+    assert "checked" not in card.attrs
+    assert js in page.scripts
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self' http://127.0.0.1:8420;" in policy
+    assert "connect-src 'self' http://127.0.0.1:8420;" in policy
+
+
+async def test_without_a_stripe_js_url_no_3ds_card_is_offered(client: httpx.AsyncClient) -> None:
+    response = await client.get(ORDER_PATH)
+
+    assert "pm_card_authenticationRequired" not in response.text

@@ -23,7 +23,12 @@ STRIPE_JS = "https://js.stripe.com"
 def content_security_policy(settings: Settings) -> str:
     """Scripts only from this origin, plus Stripe's (and its frames) when Elements is in use."""
     script, frame, connect, style = ["'self'"], ["'none'"], ["'self'"], ["'self'"]
-    if settings.stripe_publishable_key:
+    if settings.stripe_js_url:
+        # Stripe.js from elsewhere (make up: localstripe's stand-in) talks to its own origin.
+        origin = "/".join(settings.stripe_js_url.split("/")[:3])
+        script.append(origin)
+        connect.append(origin)
+    if settings.stripe_publishable_key and not settings.stripe_js_url:
         script.append(STRIPE_JS)
         frame = [STRIPE_JS, "https://hooks.stripe.com"]
         connect.append("https://api.stripe.com")

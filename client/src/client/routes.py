@@ -26,6 +26,7 @@ def render(request: Request, template: str, *, title: str, script: str, **contex
             "title": title,
             "script": script,
             "stripe_publishable_key": settings.stripe_publishable_key,
+            "stripe_js": settings.stripe_js,
             **context,
         },
     )

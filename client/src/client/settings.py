@@ -15,6 +15,10 @@ class Settings(ShutdownSettings):
     deployment_env: ClassVar[tuple[str, ...]] = ()
 
     stripe_publishable_key: str | None = None
+    # Where Stripe.js comes from. With a publishable key, Stripe's own unless set; in test-card
+    # mode it is what runs the 3-D Secure challenge (make up: localstripe's stand-in), and the
+    # 3-D Secure test card is offered only when it is set.
+    stripe_js_url: str | None = None
     log_level: str = "INFO"
 
     @field_validator("stripe_publishable_key")
@@ -26,3 +30,19 @@ class Settings(ShutdownSettings):
         if not value.startswith("pk_"):
             raise ValueError("STRIPE_PUBLISHABLE_KEY must be a Stripe publishable key (pk_...)")
         return value.strip()
+
+    @field_validator("stripe_js_url")
+    @classmethod
+    def _blank_url_is_unset(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("STRIPE_JS_URL must be https:// (or http:// on this machine)")
+        return value.strip()
+
+    @property
+    def stripe_js(self) -> str | None:
+        """The Stripe.js the order page loads, if any."""
+        if self.stripe_js_url:
+            return self.stripe_js_url
+        return "https://js.stripe.com/v3/" if self.stripe_publishable_key else None

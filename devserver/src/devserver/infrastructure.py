@@ -3,8 +3,10 @@
 Each function says what to run (a `Command`); system.py starts it and waits for its port.
 """
 
+import json
 import shutil
 import sys
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,17 @@ from devserver.supervisor import Command
 
 # The fake Stripe server accepts any key; payments still needs one set.
 LOCALSTRIPE_SECRET_KEY = "sk_test_localstripe"
+WEBHOOK_SECRET_NAME = "stripe/webhook-secret"
+# What payments acts on (the same list to give Stripe's dashboard on a cluster).
+WEBHOOK_EVENTS = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "charge.refunded",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+)
 
 
 @dataclass(frozen=True)
@@ -109,9 +122,34 @@ def fake_stripe(port: int) -> Command:
     return Command("stripe", args, {"PYTHONUNBUFFERED": "1"}, ready_port=port)
 
 
-def fake_stripe_env(port: int) -> dict[str, str]:
-    """What payments needs to talk to `fake_stripe(port)`."""
-    return {"STRIPE_SECRET_KEY": LOCALSTRIPE_SECRET_KEY, "STRIPE_API_BASE": stripe_url(port)}
+def fake_stripe_env(port: int, webhook_secret: str) -> dict[str, str]:
+    """What payments needs to talk to `fake_stripe(port)` and check its webhooks, and where the
+    web client loads Stripe.js from for the 3-D Secure challenge (localstripe's stand-in)."""
+    return {
+        "STRIPE_SECRET_KEY": LOCALSTRIPE_SECRET_KEY,
+        "STRIPE_API_BASE": stripe_url(port),
+        "STRIPE_WEBHOOK_SECRET": webhook_secret,
+        "STRIPE_JS_URL": f"{stripe_url(port)}/js.stripe.com/v3/",
+    }
+
+
+def webhook_secret(data_dir: Path) -> str:
+    """The webhook endpoint's signing secret, made once and kept in the data dir's keys."""
+    return "whsec_" + ensure_passwords(data_dir, [WEBHOOK_SECRET_NAME])[WEBHOOK_SECRET_NAME]
+
+
+def register_webhook(stripe_port: int, url: str, secret: str) -> None:
+    """Point localstripe's webhook deliveries (signed with `secret`) at payments' endpoint; it
+    keeps them in memory, so this runs on every start."""
+    body = json.dumps({"url": url, "secret": secret, "events": list(WEBHOOK_EVENTS)}).encode()
+    request = urllib.request.Request(
+        f"{stripe_url(stripe_port)}/_config/webhooks/gittix",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        answer.read()
 
 
 def stripe_url(port: int) -> str:

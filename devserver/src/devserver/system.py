@@ -236,6 +236,14 @@ class System:
         started = [self._add_child(command).start() for command in commands]
         for child in started:
             child.wait_listening()
+        if self.stripe_api_base and "payments" in self.services:
+            # Straight to payments' port: localstripe does not trust the entry point's dev CA.
+            payments = cfg.port_of(self.services["payments"])
+            infrastructure.register_webhook(
+                cfg.stripe_port,
+                f"http://127.0.0.1:{payments}/api/payments/webhooks",
+                infrastructure.webhook_secret(self.data_dir),
+            )
 
     def _service_env(self, public_pem: str) -> dict[str, str]:
         env = {
@@ -247,7 +255,11 @@ class System:
         if self.storage is not None and self.storage.mongo_url:
             env["MONGO_URL"] = self.storage.mongo_url
         if self.stripe_api_base:
-            env.update(infrastructure.fake_stripe_env(self.config.stripe_port))
+            env.update(
+                infrastructure.fake_stripe_env(
+                    self.config.stripe_port, infrastructure.webhook_secret(self.data_dir)
+                )
+            )
         env.update(self.config.env)
         return env
 

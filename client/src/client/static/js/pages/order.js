@@ -5,7 +5,7 @@ import { EXPIRED_TEXT, startCountdown } from "../countdown.js";
 import { clearPageErrors, h, onPageShow, setStatus, showPageErrors, sleep } from "../dom.js";
 import { busy, clearErrors, showErrors } from "../forms.js";
 import { formatMoney, isOpen, statusLabel } from "../format.js";
-import { paymentMethod } from "../payment-method.js";
+import { completeChallenge, paymentMethod } from "../payment-method.js";
 import { requireUser } from "../session.js";
 
 const orderId = document.getElementById("order").dataset.orderId;
@@ -63,6 +63,28 @@ function render(order) {
     outcome.textContent = OUTCOMES[order.status] || "";
   }
   form.hidden = order.status !== "created" || expiredHere;
+  if (!form.hidden && payment.ready) payment.prepare(Math.round(order.ticket.price * 100));
+}
+
+/**
+ * Pay with `token`. A card that asks for 3-D Secure answers 202: the bank's challenge runs in
+ * Stripe.js, then the same payment is asked for again and the server reads its outcome from
+ * Stripe (if this tab is closed meanwhile, Stripe's webhook completes the order instead).
+ */
+async function pay(token) {
+  const answer = await api("POST", "/api/payments", { orderId, token });
+  if (answer && answer.status === "requires_action") {
+    outcome.textContent = "Your bank asks you to confirm this payment…";
+    const problem = await completeChallenge(answer.clientSecret);
+    if (problem) outcome.textContent = problem;
+    try {
+      await api("POST", "/api/payments", { orderId, token });
+    } catch (error) {
+      // 400: Stripe's webhook settled it first (paid), or the order ran out meanwhile; the
+      // order itself, fetched next, says which.
+      if (error.status !== 400) throw error;
+    }
+  }
 }
 
 async function expired() {
@@ -87,7 +109,7 @@ form.addEventListener("submit", async (event) => {
   busy(payButton, true);
   try {
     const token = await payment.token();
-    await api("POST", "/api/payments", { orderId, token });
+    await pay(token);
     form.hidden = true;
     outcome.textContent = "Payment received. Confirming your order…";
     render(await waitForOrder((order) => !isOpen(order)));
