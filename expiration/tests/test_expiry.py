@@ -224,3 +224,43 @@ async def test_two_replicas_on_one_database_expire_each_order_once(
 
     for created in orders:
         assert len(bus.published(OrderExpired, order_id=created.id)) == 1
+
+
+async def test_a_burst_is_claimed_in_batches_each_timer_once_and_none_early(
+    database: Any,
+) -> None:
+    await repository.create_indexes(database)
+    outbox = Outbox(CONTRACT.publishes, service=CONTRACT.name)
+    due = [str(ObjectId()) for _ in range(7)]
+    for order_id in due:
+        await repository.schedule(database, order_id=order_id, due_at=utc_in(-1))
+    later = str(ObjectId())
+    await repository.schedule(database, order_id=later, due_at=utc_in(3600))
+
+    # Batches of 3: three reads, every due timer claimed once with its OrderExpired pending.
+    assert await service.fire_due_expirations(database, outbox, batch=3) == 7
+    assert await service.fire_due_expirations(database, outbox, batch=3) == 0
+
+    timers = {timer["_id"]: timer async for timer in database.expirations.find({})}
+    for order_id in due:
+        assert timers[order_id]["state"] == "fired"
+        assert [entry["data"] for entry in timers[order_id]["outbox"]] == [{"orderId": order_id}]
+    assert timers[later]["state"] == "pending" and "outbox" not in timers[later]
+
+
+async def test_fired_and_dropped_timers_are_removed_after_the_retention(
+    app: FastAPI, database: Any, eventually: Callable[..., Any]
+) -> None:
+    ended = utc_now() - repository.TOMBSTONE_RETENTION - timedelta(seconds=1)
+    await database.expirations.insert_one({"_id": "old-fired", "state": "fired", "ended_at": ended})
+    await repository.drop(database, order_id="old-dropped", reason="cancelled")
+    await database.expirations.update_one({"_id": "old-dropped"}, {"$set": {"ended_at": ended}})
+    await repository.drop(database, order_id="recent-dropped", reason="completed")
+    await repository.schedule(database, order_id="pending", due_at=utc_in(3600))
+
+    async def tombstones_gone() -> bool:
+        left = {timer["_id"] async for timer in database.expirations.find({})}
+        return left == {"recent-dropped", "pending"}
+
+    # MongoDB's TTL monitor passes every 60 s; the embedded store's every second.
+    await eventually(tombstones_gone, timeout=90)

@@ -7,6 +7,7 @@ with Nats-Msg-Id = event id (so a second publish is dropped by the stream) and t
 """
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -24,6 +25,8 @@ OUTBOX_FIELD = "outbox"
 # Documents with at least one pending entry, and the partial index holding only those.
 PENDING: dict[str, Any] = {f"{OUTBOX_FIELD}.id": {"$exists": True}}
 PENDING_INDEX = "outbox_pending"
+# Documents a pass publishes at once, each publish with its ack in flight.
+IN_FLIGHT = 128
 
 
 def outbox_entry(event: Event) -> dict[str, Any]:
@@ -100,8 +103,17 @@ class OutboxRelay:
             published += 1
         return published
 
+    async def _relay_written_one(self, collection: Collection, document_id: Any) -> int:
+        document = await collection.find_one({"_id": document_id}, {OUTBOX_FIELD: 1})
+        return 0 if document is None else await self._relay_document(collection, document)
+
     async def relay_written(self) -> int:
-        """Publish the entries of the documents written since the last pass, read by `_id`."""
+        """Publish the entries of the documents written since the last pass, read by `_id`.
+
+        Up to IN_FLIGHT documents at a time, each publish waiting for its own ack (a burst of
+        writes does not wait for one ack after another); a document's own entries still go
+        out one after the other, in order.
+        """
         published = 0
         while self._written:
             name, ids = next(iter(self._written.items()))
@@ -109,15 +121,20 @@ class OutboxRelay:
             while ids:
                 # Taken before the read: a write to the same document during this pass names
                 # it again, and the next round reads what that write added.
-                document_id = next(iter(ids))
-                del ids[document_id]
-                try:
-                    document = await collection.find_one({"_id": document_id}, {OUTBOX_FIELD: 1})
-                    if document is not None:
-                        published += await self._relay_document(collection, document)
-                except BaseException:
-                    ids[document_id] = None  # retried at the next pass
-                    raise
+                batch = list(itertools.islice(ids, IN_FLIGHT))
+                for document_id in batch:
+                    del ids[document_id]
+                results = await asyncio.gather(
+                    *(self._relay_written_one(collection, document_id) for document_id in batch),
+                    return_exceptions=True,
+                )
+                failures = [result for result in results if isinstance(result, BaseException)]
+                published += sum(result for result in results if isinstance(result, int))
+                if failures:
+                    for document_id, result in zip(batch, results, strict=True):
+                        if isinstance(result, BaseException):
+                            ids[document_id] = None  # retried at the next pass
+                    raise failures[0]
             del self._written[name]
         return published
 

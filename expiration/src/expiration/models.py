@@ -14,8 +14,9 @@ DropReason = Literal["cancelled", "completed"]
 class TimerDocument(TypedDict):
     """An order's expiry timer (collection `expirations`), keyed by the order id.
 
-    A fired or dropped timer stays as a tombstone, so a late or repeated OrderCreated cannot
-    bring it back; one dropped before its OrderCreated arrived has no due time.
+    A fired or dropped timer stays as a tombstone for a retention, so a late or repeated
+    OrderCreated cannot bring it back; one dropped before its OrderCreated arrived has no due
+    time.
     """
 
     _id: str
@@ -25,6 +26,8 @@ class TimerDocument(TypedDict):
     # The W3C trace context (traceparent, tracestate) of the OrderCreated handling that armed it.
     trace: NotRequired[dict[str, str]]
     fired_at: NotRequired[datetime]
+    # When it fired or was dropped: the tombstone goes TOMBSTONE_RETENTION later (TTL index).
+    ended_at: NotRequired[datetime]
     dropped_because: NotRequired[DropReason]
     # Events written but not yet published (common.outbox).
     outbox: NotRequired[list[Document]]

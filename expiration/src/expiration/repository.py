@@ -2,12 +2,13 @@
 
 A timer is `{_id: orderId, due_at, state}` with state `pending` (waiting), `fired` (OrderExpired
 is in its outbox or published) or `dropped` (the order was cancelled or completed first). A
-dropped or fired document stays as a tombstone, so a late or repeated OrderCreated cannot bring
-the timer back.
+dropped or fired document stays as a tombstone for TOMBSTONE_RETENTION (its `ended_at` has a TTL
+index), so a late or repeated OrderCreated cannot bring the timer back; after that, one arriving
+would only expire an order that has ended, which orders ignores.
 """
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from common.events import Event
@@ -28,8 +29,16 @@ FIRED: TimerState = "fired"
 DROPPED: TimerState = "dropped"
 
 
+# Far longer than a redelivered OrderCreated can be late (the consumers' ack_wait and retries).
+TOMBSTONE_RETENTION = timedelta(days=1)
+
+
 async def create_indexes(db: Database) -> None:
     await db[EXPIRATIONS].create_index([("state", ASCENDING), ("due_at", ASCENDING)])
+    # Fired and dropped timers go after the retention (the embedded store honours TTL too).
+    await db[EXPIRATIONS].create_index(
+        "ended_at", expireAfterSeconds=int(TOMBSTONE_RETENTION.total_seconds())
+    )
 
 
 async def schedule(
@@ -59,19 +68,22 @@ async def drop(db: Database, *, order_id: str, reason: DropReason) -> None:
     try:
         await db[EXPIRATIONS].update_one(
             {"_id": order_id, "state": {"$ne": FIRED}},
-            {"$set": {"state": DROPPED, "dropped_because": reason}},
+            {"$set": {"state": DROPPED, "dropped_because": reason, "ended_at": utc_now()}},
             upsert=True,
         )
     except DuplicateKeyError:  # the document exists and has fired: nothing to drop
         pass
 
 
-async def earliest_due(db: Database, *, now: datetime) -> TimerDocument | None:
-    """The pending timer due first, if it is due by `now`."""
-    found = await db[EXPIRATIONS].find_one(
-        {"state": PENDING, "due_at": {"$lte": now}}, sort=[("due_at", ASCENDING)]
+async def due_timers(db: Database, *, now: datetime, limit: int) -> list[TimerDocument]:
+    """Up to `limit` pending timers due by `now`, the earliest first."""
+    cursor = (
+        db[EXPIRATIONS]
+        .find({"state": PENDING, "due_at": {"$lte": now}}, {"due_at": 1, TRACE_FIELD: 1})
+        .sort([("due_at", ASCENDING)])
+        .limit(limit)
     )
-    return cast(TimerDocument | None, found)
+    return [cast(TimerDocument, timer) async for timer in cursor]
 
 
 async def fire(
@@ -81,10 +93,11 @@ async def fire(
     exactly one replica wins each timer and a crash right after it still publishes (the relay
     finds the outbox). Returns the timer as it was just before; None when it is no longer
     pending (another replica fired it, or it was dropped)."""
+    now = utc_now()
     fired = await outbox.find_one_and_update(
         db[EXPIRATIONS],
         {"_id": order_id, "state": PENDING},
-        {"$set": {"state": FIRED, "fired_at": utc_now()}},
+        {"$set": {"state": FIRED, "fired_at": now, "ended_at": now}},
         event,
     )
     return cast(TimerDocument | None, fired)

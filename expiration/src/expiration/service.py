@@ -1,6 +1,7 @@
 """expiration's rules: which orders get a timer, what stops one, and firing each due timer
 exactly once with its OrderExpired. Listeners and the scheduler call these."""
 
+import asyncio
 import logging
 from datetime import datetime
 
@@ -13,10 +14,13 @@ from common.types import utc_now
 
 from common import telemetry
 from expiration import repository
-from expiration.models import DropReason
+from expiration.models import DropReason, TimerDocument
 from expiration.runtime import ExpirationRuntime
 
 log = logging.getLogger("expiration.service")
+
+# Due timers claimed together: one read, then their single-document claims.
+CLAIM_BATCH = 500
 
 
 async def schedule_expiry(
@@ -53,25 +57,34 @@ async def order_status_changed(db: Database, *, order_id: str, status: OrderStat
         await drop_expiry(db, order_id=order_id, reason="completed")
 
 
-async def fire_due_expirations(db: Database, outbox: Outbox) -> int:
+async def fire_due_expirations(db: Database, outbox: Outbox, *, batch: int = CLAIM_BATCH) -> int:
     """Fire every timer due now, each with OrderExpired in the same write; returns how many this
-    replica fired (another replica may win some of them)."""
+    replica fired (another replica may win some of them).
+
+    Due timers are read `batch` at a time and claimed together; each claim is still its own
+    single-document write, and the relay publishes the batch with many acks in flight.
+    """
     fired = 0
     while True:
-        due = await repository.earliest_due(db, now=utc_now())
-        if due is None:
+        due = await repository.due_timers(db, now=utc_now(), limit=batch)
+        results = await asyncio.gather(*(_fire(db, outbox, timer) for timer in due))
+        fired += sum(results)
+        if len(due) < batch:
             return fired
-        event = OrderExpired(order_id=due["_id"])
-        with (
-            log_context(order_id=due["_id"]),
-            telemetry.span("expire order", parent=due.get("trace")),
-        ):
-            if await repository.fire(db, outbox, order_id=due["_id"], event=event) is None:
-                continue  # another replica fired it (or it was dropped) since it was read
-            fired += 1
-            lateness = (utc_now() - due["due_at"]).total_seconds()
-            EXPIRY_LATENESS.observe(max(lateness, 0.0))
-            log.info("order %s expired (due %s)", due["_id"], due["due_at"].isoformat())
+
+
+async def _fire(db: Database, outbox: Outbox, timer: TimerDocument) -> bool:
+    event = OrderExpired(order_id=timer["_id"])
+    with (
+        log_context(order_id=timer["_id"]),
+        telemetry.span("expire order", parent=timer.get("trace")),
+    ):
+        if await repository.fire(db, outbox, order_id=timer["_id"], event=event) is None:
+            return False  # another replica fired it (or it was dropped) since it was read
+        lateness = (utc_now() - timer["due_at"]).total_seconds()
+        EXPIRY_LATENESS.observe(max(lateness, 0.0))
+        log.info("order %s expired (due %s)", timer["_id"], timer["due_at"].isoformat())
+        return True
 
 
 async def refresh_metrics(runtime: ExpirationRuntime) -> None:
