@@ -19,6 +19,7 @@ help:
 	@echo "make verify - is every replica equal to its source? (against make up; ARGS=\"--wait 60\")"
 	@echo "make test-faults - the fault-injection suite (kill, pause, burst, replay, Stripe outage)"
 	@echo "make dlq    - dead letters of the running system: ARGS=\"list\" (default), \"show N\", \"replay N\", \"discard N\""
+	@echo "make trace  - start the system with tracing on, make one purchase, print its trace (ARGS=--expire)"
 	@echo "make k8s-check / k8s-secrets / screenshots / bench"
 
 $(TOOLS)/bin/uv:
@@ -95,3 +96,9 @@ verify: install
 .PHONY: test-faults
 test-faults: install
 	$(UV) run --no-sync pytest e2e/test_faults.py -q -s -p no:randomly --durations=10
+
+# One purchase's trace without Kubernetes (docs/observability.md): the system as `make up` runs
+# it on free ports, exporting to a local OTLP/HTTP receiver; prints the trace as a tree.
+.PHONY: trace
+trace: install
+	$(UV) run --no-sync python -m devserver.trace $(ARGS)

@@ -95,7 +95,11 @@ def instrument_app(app: FastAPI) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(
-        app, excluded_urls=UNTRACED_PATHS, tracer_provider=_provider()
+        app,
+        excluded_urls=UNTRACED_PATHS,
+        tracer_provider=_provider(),
+        # A span per ASGI message would double the trace for nothing a reader needs.
+        exclude_spans=["receive", "send"],
     )
 
 

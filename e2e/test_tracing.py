@@ -1,0 +1,165 @@
+"""One purchase is one trace across all five services, through HTTP, the outbox and NATS.
+
+The system runs as `make up` runs it, every service exporting its spans over OTLP/HTTP to a
+receiver in this test (devserver.trace_receiver, decoding with opentelemetry-proto). The buyer's
+root span is recorded by the SDK's in-memory exporter here; every request carries its
+`traceparent`, as a browser with OpenTelemetry would.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from devserver.harness import RunningSystem, running_system
+from devserver.trace import TRACING_ENV, buyer_account, purchase, seller_ticket
+from devserver.trace_receiver import ReceivedSpan, TraceReceiver, receiving, render
+from gittix_testing import wait_until
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Tracer
+
+EXPIRATION_SECONDS = 6
+FIVE = {"auth", "tickets", "orders", "expiration", "payments"}
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[TraceReceiver]:
+    with receiving() as received:
+        yield received
+
+
+@pytest.fixture(scope="module")
+def traced_system(
+    receiver: TraceReceiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningSystem]:
+    env = {
+        **TRACING_ENV,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+        "ORDER_EXPIRATION_SECONDS": str(EXPIRATION_SECONDS),
+    }
+    with running_system(Path(tmp_path_factory.mktemp("traced")), env=env) as system:
+        yield system
+
+
+@pytest.fixture
+def buyer_spans() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def tracer(buyer_spans: InMemorySpanExporter) -> Tracer:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(buyer_spans))
+    return provider.get_tracer("e2e.buyer")
+
+
+def named(spans: list[ReceivedSpan], service: str, name: str) -> list[ReceivedSpan]:
+    return [s for s in spans if s.service == service and s.name == name]
+
+
+def parent_of(spans: list[ReceivedSpan], span: ReceivedSpan) -> ReceivedSpan | None:
+    return next((s for s in spans if s.span_id == span.parent_id), None)
+
+
+def hop_arrived(spans: list[ReceivedSpan], subject: str, listener: str) -> bool:
+    """`listener`'s handling of `subject` and the publish it continues have both arrived (each
+    process exports its spans on its own schedule)."""
+    handled = named(spans, listener, f"process {subject}")
+    return bool(handled) and all(parent_of(spans, span) is not None for span in handled)
+
+
+def assert_hop(spans: list[ReceivedSpan], subject: str, publisher: str, listener: str) -> None:
+    """`listener` handled `subject` in a consumer span whose parent is `publisher`'s publish."""
+    handled = named(spans, listener, f"process {subject}")
+    assert handled, f"{listener} has no span handling {subject}:\n{render(spans)}"
+    for span in handled:
+        parent = parent_of(spans, span)
+        assert parent is not None, f"{listener}'s {span.name} has no parent in the trace"
+        assert (parent.service, parent.name, parent.kind) == (
+            publisher,
+            f"publish {subject}",
+            "producer",
+        )
+        assert span.kind == "consumer"
+
+
+async def test_a_purchase_is_one_trace_across_all_five_services(
+    traced_system: RunningSystem,
+    receiver: TraceReceiver,
+    tracer: Tracer,
+    buyer_spans: InMemorySpanExporter,
+) -> None:
+    ticket_id = await seller_ticket(traced_system)
+    email = await buyer_account(traced_system)
+
+    bought = await purchase(traced_system, tracer, ticket_id=ticket_id, email=email)
+
+    (root,) = buyer_spans.get_finished_spans()
+    assert root.name == "purchase"
+    assert format(root.context.trace_id, "032x") == bought.trace_id
+    hops = [
+        ("ticketing.order.created.v1", "orders", "tickets"),
+        ("ticketing.order.created.v1", "orders", "expiration"),
+        ("ticketing.order.created.v1", "orders", "payments"),
+        ("ticketing.ticket.updated.v1", "tickets", "orders"),
+        ("ticketing.charge.created.v1", "payments", "orders"),
+        ("ticketing.charge.updated.v1", "payments", "orders"),
+        ("ticketing.order.updated.v1", "orders", "expiration"),
+    ]
+
+    async def every_hop_arrived() -> bool:
+        spans = receiver.spans(bought.trace_id)
+        return all(hop_arrived(spans, subject, to) for subject, _, to in hops)
+
+    await wait_until(every_hop_arrived, timeout=30, message="the purchase's trace never completed")
+    spans = receiver.spans(bought.trace_id)
+    assert {s.service for s in spans} == FIVE, render(spans)
+    # The HTTP requests continue the buyer's root span.
+    root_id = format(root.context.span_id, "016x")
+    requests = {s.service: s for s in spans if s.kind == "server"}
+    for service in ("auth", "orders", "payments"):
+        assert requests[service].parent_id == root_id, render(spans)
+    assert requests["orders"].name == "POST /api/orders"
+    # The order's OrderCreated is published from its outbox inside the request's trace.
+    (created,) = named(spans, "orders", "publish ticketing.order.created.v1")
+    assert created.trace_id == bought.trace_id
+    for subject, publisher, listener in hops:
+        assert_hop(spans, subject, publisher, listener)
+    # Nothing in the purchase failed.
+    assert not [s for s in spans if s.error], render(spans)
+
+
+async def test_an_expiry_continues_the_trace_of_the_order_that_armed_it(
+    traced_system: RunningSystem, receiver: TraceReceiver, tracer: Tracer
+) -> None:
+    ticket_id = await seller_ticket(traced_system, title="Opera night")
+    email = await buyer_account(traced_system)
+
+    reserved = await purchase(traced_system, tracer, ticket_id=ticket_id, email=email, pay=False)
+
+    async def cancelled_after_expiry() -> bool:
+        spans = receiver.spans(reserved.trace_id)
+        return (
+            hop_arrived(spans, "ticketing.order.expired.v1", "orders")
+            and hop_arrived(spans, "ticketing.order.cancelled.v1", "tickets")
+            and bool(named(spans, "expiration", "expire order"))
+            and bool(named(spans, "expiration", "process ticketing.order.created.v1"))
+        )
+
+    await wait_until(
+        cancelled_after_expiry,
+        timeout=EXPIRATION_SECONDS + 30,
+        message="the expiry never showed in the order's trace",
+    )
+    spans = receiver.spans(reserved.trace_id)
+    # The timer fired in a span whose parent is the handling of the OrderCreated that armed it.
+    (expired,) = named(spans, "expiration", "expire order")
+    armed = parent_of(spans, expired)
+    assert armed is not None
+    assert (armed.service, armed.name) == ("expiration", "process ticketing.order.created.v1")
+    assert expired.start_ns - armed.start_ns >= (EXPIRATION_SECONDS - 1) * 1e9
+    (published,) = named(spans, "expiration", "publish ticketing.order.expired.v1")
+    assert parent_of(spans, published) == expired
+    assert_hop(spans, "ticketing.order.expired.v1", "expiration", "orders")
+    assert_hop(spans, "ticketing.order.cancelled.v1", "orders", "tickets")
