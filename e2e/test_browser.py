@@ -409,3 +409,61 @@ def test_the_countdown_reaches_zero_and_the_order_expires(
 
     buyer.page.get_by_role("link", name=title).click()
     expect(buyer.page.get_by_role("button", name="Purchase")).to_be_visible()
+
+
+# -- 3-D Secure (localstripe's Stripe.js stand-in asks "Complete" or "Fail authentication") --
+
+
+def pay_with_3ds(system: RunningSystem, people: People, who: str, price: str) -> Person:
+    seller = people(f"{who}.seller")
+    seller.sign_up()
+    ticket_url = seller.sell(f"Quartet at dusk ({who})", price)
+    buyer = people(f"{who}.buyer")
+    buyer.sign_up()
+    buyer.buy(ticket_url)
+    buyer.page.get_by_label("Visa (asks for 3-D Secure)").check()
+    buyer.page.get_by_role("button", name=f"Pay ${price}").click()
+    return buyer
+
+
+def test_a_card_asking_for_3ds_is_confirmed_in_the_bank_challenge_and_the_order_completes(
+    system: RunningSystem, people: People
+) -> None:
+    buyer = pay_with_3ds(system, people, "sca.ok", "64.00")
+
+    expect(buyer.page.get_by_text("Your bank asks you to confirm this payment")).to_be_visible()
+    expect(buyer.order_status).to_have_text("Waiting for payment")
+    buyer.page.get_by_role("button", name="Complete authentication").click()
+
+    expect(buyer.order_status).to_have_text("Completed")
+    expect(buyer.page.get_by_text("Order completed.")).to_be_visible()
+    expect(buyer.page.get_by_role("button", name=PAY)).to_be_hidden()
+
+
+def test_a_failed_3ds_challenge_cancels_the_order_with_a_plain_reason(
+    system: RunningSystem, people: People
+) -> None:
+    buyer = pay_with_3ds(system, people, "sca.fail", "33.00")
+
+    buyer.page.get_by_role("button", name="Fail authentication").click()
+
+    expect(buyer.page.get_by_role("alert")).to_contain_text("3-D Secure was not completed")
+    expect(buyer.order_status).to_have_text("Cancelled")
+    expect(buyer.page.get_by_role("button", name=PAY)).to_be_hidden()
+
+
+def test_a_tab_closed_after_the_challenge_is_completed_by_stripes_webhook(
+    system: RunningSystem, people: People
+) -> None:
+    buyer = pay_with_3ds(system, people, "sca.gone", "71.00")
+    order_url = buyer.page.url
+    # The tab dies after the bank's challenge: GitTix never hears from this page again.
+    buyer.page.route("**/api/payments", lambda route: route.abort())
+    buyer.page.get_by_role("button", name="Complete authentication").click()
+    expect(buyer.page.get_by_role("button", name="Complete authentication")).to_be_hidden()
+    buyer.page.close()
+
+    page = buyer.page.context.new_page()
+    page.goto(order_url)
+    # Stripe's signed webhook (payment_intent.succeeded) completes the order on its own.
+    expect(page.locator("#order-status")).to_have_text("Completed", timeout=SETTLE_MS)
