@@ -16,12 +16,15 @@ async def run_scheduler(runtime: ExpirationRuntime) -> None:
     """Background task: fire due timers, then sleep until the next is due or a timer is added.
 
     Sleeps are capped at EXPIRATION_POLL_SECONDS so timers written by another replica (whose
-    wake-up this replica never hears) are still fired on time.
+    wake-up this replica never hears) are still fired on time. The embedded store lives in this
+    process, so no other replica writes to it: there the scheduler sleeps until the next due
+    time or a wake-up, without re-reading every pending timer at each poll.
     """
     wake = runtime.scheduler_wake
-    cap = runtime.settings.expiration_poll_seconds
+    cap = runtime.settings.expiration_poll_seconds if runtime.settings.mongo_url else None
     while True:
         wake.clear()
+        runtime.scheduler_sleeps_until = None
         try:
             await service.fire_due_expirations(runtime.db, runtime.outbox)
             next_due = await service.next_due_at(runtime.db)
@@ -32,7 +35,9 @@ async def run_scheduler(runtime: ExpirationRuntime) -> None:
             next_due = None
         delay = cap
         if next_due is not None:
-            delay = min(cap, max((next_due - utc_now()).total_seconds(), 0.0))
+            until_due = max((next_due - utc_now()).total_seconds(), 0.0)
+            delay = until_due if cap is None else min(cap, until_due)
+            runtime.scheduler_sleeps_until = next_due
         try:
             async with asyncio.timeout(delay):
                 await wake.wait()

@@ -20,7 +20,7 @@ from expiration.runtime import ExpirationRuntime
 log = logging.getLogger("expiration.service")
 
 # Due timers claimed together: one read, then their single-document claims.
-CLAIM_BATCH = 500
+CLAIM_BATCH = 1000
 
 
 async def schedule_expiry(
@@ -40,7 +40,9 @@ async def schedule_expiry(
     if not armed:
         return False
     # The new timer may be due before the one the scheduler is sleeping towards.
-    runtime.scheduler_wake.set()
+    sleeps_until = runtime.scheduler_sleeps_until
+    if sleeps_until is None or expires_at < sleeps_until:
+        runtime.scheduler_wake.set()
     return True
 
 
