@@ -219,6 +219,7 @@ MATRIX: tuple[Route, ...] = (
     Route("GET", "/api/users/currentuser", 200, 200, 200),
     Route("PUT", "/api/users/currentuser/password", 401, 200, 200,
           {"currentPassword": PASSWORD, "newPassword": "another long password"}),
+    Route("POST", "/api/users/refresh", 401, 200, 200),
     Route("POST", "/api/users/signout", 200, 200, 200),
     Route("GET", "/api/tickets", 200, 200, 200),
     Route("POST", "/api/tickets", 401, 201, 201, {"title": "Matrix", "price": 12.5}),
@@ -229,6 +230,8 @@ MATRIX: tuple[Route, ...] = (
     Route("GET", "/api/orders/{order}", 401, 403, 200),
     Route("DELETE", "/api/orders/{order}", 401, 403, 204),
     Route("POST", "/api/payments", 401, 403, 201, {"orderId": "{order}", "token": "pm_card_visa"}),
+    # Only Stripe (a valid Stripe-Signature) is heard here: everyone else, signed in or not, 400.
+    Route("POST", "/api/payments/webhooks", 400, 400, 400, {"type": "payment_intent.succeeded"}),
 )  # fmt: skip
 
 
