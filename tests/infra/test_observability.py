@@ -5,6 +5,7 @@ and no other, and alert rules that name only metrics the services export. Each c
 failing on a broken copy."""
 
 import copy
+import json
 import re
 from typing import Any
 
@@ -59,14 +60,14 @@ def rules_of(objects: list[Manifest]) -> dict[str, Any]:
 
 
 def exported_metric_names() -> set[str]:
-    names = set()
-    for family in REGISTRY.collect():
-        names |= {sample.name for sample in family.samples} | {family.name}
-        if family.type == "histogram":
-            names |= {f"{family.name}_{suffix}" for suffix in ("bucket", "sum", "count")}
-        if family.type == "counter":
-            names.add(f"{family.name}_total")
-    return names
+    """The series names Prometheus sees (a counter only as <name>_total, a histogram only as its
+    _bucket, _sum and _count), whether or not a sample exists yet."""
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    return {
+        family.name + suffix
+        for family in REGISTRY.collect()
+        for suffix in suffixes.get(family.type, ("",))
+    }
 
 
 def wiring_problems(objects: list[Manifest]) -> list[str]:
@@ -202,4 +203,38 @@ def test_each_check_fails_on_a_broken_copy(objects: list[Manifest]) -> None:
     )
     assert rule_problems(renamed) == [
         "GittixDeadLetters: gittix_dead_letter_count is not a metric any service exports"
+    ]
+
+
+DASHBOARD = REPO_ROOT / "infra" / "components" / "observability" / "grafana-dashboard.json"
+
+
+def dashboard_problems(dashboard: dict[str, Any]) -> list[str]:
+    """Every panel queries only exported metrics, and every metric GitTix exports is on a panel."""
+    known = exported_metric_names()
+    shown = set()
+    problems = []
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            for metric in re.findall(r"\bgittix_[a-z_]+", target["expr"]):
+                shown.add(re.sub(r"_(bucket|sum|count)$", "", metric))
+                if metric not in known:
+                    problems.append(f"{panel['title']}: {metric} is not exported")
+    families = {f.name for f in REGISTRY.collect() if f.name.startswith("gittix_")}
+    counters = {f"{name}_total" for name in families}
+    for name in sorted(families):
+        if name not in shown and f"{name}_total" not in shown & counters:
+            problems.append(f"{name} is on no panel")
+    return problems
+
+
+def test_the_grafana_dashboard_shows_every_metric_and_only_real_ones() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard_problems(dashboard) == []
+    broken = copy.deepcopy(dashboard)
+    broken["panels"] = [p for p in broken["panels"] if p["title"] != "Dead letters"]
+    broken["panels"][0]["targets"][0]["expr"] = "rate(gittix_http_requests[5m])"
+    assert dashboard_problems(broken) == [
+        "HTTP requests by route and status: gittix_http_requests is not exported",
+        "gittix_dead_letters is on no panel",
     ]

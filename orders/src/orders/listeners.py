@@ -12,6 +12,7 @@ from common.events import (
     TicketUpdated,
 )
 from common.messaging import Listener, RetryLater
+from common.metrics import EVENTS_DROPPED
 
 from orders import service
 from orders.runtime import OrdersRuntime
@@ -43,6 +44,7 @@ def _log_if_unknown(change: service.Change, event_type: str, order_id: str) -> N
     if change is not service.Change.UNKNOWN:
         return
     # Orders writes an order before any event about it exists, so this is not a race: drop it.
+    EVENTS_DROPPED.labels(event_type).inc()
     log.warning(
         "event dropped: %s for unknown order %s",
         event_type,
