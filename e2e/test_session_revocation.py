@@ -90,3 +90,21 @@ async def test_a_password_change_signs_out_the_other_devices_and_keeps_this_one(
         laptops_token = str(laptop.cookies[SESSION_COOKIE])
         assert await status_with(system, "orders", laptops_token) == 200
         assert await status_with(system, "tickets", laptops_token) == 201
+
+
+async def test_a_client_keeps_its_session_past_the_access_tokens_lifetime(
+    system: RunningSystem,
+) -> None:
+    # As the web client does (and RunningSystem.client, like it): a 401 gets one refresh.
+    async with system.client() as browser:
+        first = await sign_up(browser, "staying@example.com")
+
+        async def expired() -> bool:
+            return await status_with(system, "orders", first) == 401
+
+        await wait_until(expired, timeout=30, message="the access token never ran out")
+
+        orders = await browser.get("/api/orders")
+
+        assert orders.status_code == 200
+        assert browser.cookies[SESSION_COOKIE] != first

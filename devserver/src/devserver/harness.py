@@ -7,7 +7,7 @@ import os
 import socket
 import ssl
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,41 @@ from pymongo import MongoClient
 
 from devserver.routing import SERVICES
 from devserver.system import System, SystemConfig
+
+REFRESH_PATH = "/api/users/refresh"
+# The session calls themselves: a 401 from one of them is the answer, not a token that ran out.
+SESSION_PATHS = frozenset({REFRESH_PATH, "/api/users/signin", "/api/users/signup"})
+
+
+class RefreshingSession(httpx.Auth):
+    """What the web client does (client/.../js/api.js): the access token lasts a minute, so a
+    401 gets one refresh from the refresh cookie and the request is sent once more with the new
+    access token. Without a refresh cookie (or a session that ended) the 401 stands.
+
+    `cookies` is the client's own jar: the refresh cookie is scoped to auth's path, so only the
+    jar (not the failed request) has it, and the retry needs the cookies the refresh set.
+    """
+
+    def __init__(self, cookies: httpx.Cookies) -> None:
+        self.cookies = cookies
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        response = yield request
+        if response.status_code != 401 or request.url.path in SESSION_PATHS:
+            return
+        refresh = httpx.Request(
+            "POST", request.url.copy_with(path=REFRESH_PATH, query=None), json={}
+        )
+        self.cookies.set_cookie_header(refresh)
+        if "cookie" not in refresh.headers:
+            return
+        refreshed = yield refresh
+        if refreshed.status_code != 200:
+            return
+        self.cookies.extract_cookies(refreshed)
+        request.headers.pop("cookie", None)
+        self.cookies.set_cookie_header(request)
+        yield request
 
 
 @dataclass
@@ -50,7 +85,10 @@ class RunningSystem:
     def client(self, **kwargs: Any) -> httpx.AsyncClient:
         """A new HTTPS client (own cookie jar = one browser/user) for the entry point."""
         kwargs.setdefault("timeout", 30.0)
-        return httpx.AsyncClient(base_url=self.base_url, verify=self.ssl_context(), **kwargs)
+        client = httpx.AsyncClient(base_url=self.base_url, verify=self.ssl_context(), **kwargs)
+        if "auth" not in kwargs:
+            client.auth = RefreshingSession(client.cookies)
+        return client
 
     def service_url(self, name: str) -> str:
         """A service's own plain-HTTP address, bypassing the entry point."""
