@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, NotRequired, TypedDict
+from typing import Annotated, Literal, NotRequired, TypedDict
 
 from bson import ObjectId
 from common.mongo import Document
@@ -103,3 +103,18 @@ class TicketOut(CamelModel):
             order_id=ticket["order_id"],
             version=ticket["version"],
         )
+
+
+# "reserved": an order holds it, being paid for or paid (tickets does not hear which).
+TicketState = Literal["for sale", "reserved"]
+
+
+class OwnTicketOut(TicketOut):
+    """A seller's own ticket, with its state; a reserved or sold one stays in the list."""
+
+    state: TicketState
+
+    @classmethod
+    def from_own_document(cls, ticket: TicketDocument) -> "OwnTicketOut":
+        shown = TicketOut.from_document(ticket).model_dump()
+        return cls(**shown, state="for sale" if ticket["order_id"] is None else "reserved")

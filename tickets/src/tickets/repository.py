@@ -10,6 +10,7 @@ from bson import ObjectId
 from common.events import Event
 from common.mongo import Database, Document
 from common.outbox import Outbox
+from common.pagination import Page, Position, read_page
 from common.snapshot import Snapshot, read_collection
 from pymongo import ReturnDocument
 
@@ -21,6 +22,7 @@ TICKETS = "tickets"
 async def create_indexes(db: Database) -> None:
     # The listing: unreserved tickets, newest first.
     await db[TICKETS].create_index([("order_id", 1), ("created_at", -1), ("_id", -1)])
+    await db[TICKETS].create_index([("user_id", 1), ("created_at", -1), ("_id", -1)])
 
 
 async def insert_ticket(
@@ -36,12 +38,18 @@ async def find_ticket(db: Database, *, ticket_id: ObjectId) -> TicketDocument | 
     )
 
 
-async def list_available(db: Database) -> list[TicketDocument]:
-    """Tickets nobody has reserved, newest first."""
-    cursor = (
-        db[TICKETS].find({"order_id": None}, {"outbox": 0}).sort([("created_at", -1), ("_id", -1)])
+async def list_available(db: Database, *, limit: int, after: Position | None) -> Page:
+    """A page of the tickets nobody has reserved, newest first."""
+    return await read_page(
+        db[TICKETS], {"order_id": None}, limit=limit, after=after, projection={"outbox": 0}
     )
-    return [cast(TicketDocument, ticket) async for ticket in cursor]
+
+
+async def list_owned(db: Database, *, user_id: str, limit: int, after: Position | None) -> Page:
+    """A page of a seller's tickets, whatever their state, newest first."""
+    return await read_page(
+        db[TICKETS], {"user_id": user_id}, limit=limit, after=after, projection={"outbox": 0}
+    )
 
 
 async def save_ticket_change(

@@ -11,6 +11,7 @@ from common.domain_errors import Forbidden, InvalidState, NotFound
 from common.events import TicketCreated, TicketUpdated
 from common.mongo import Database, parse_object_id
 from common.outbox import Outbox
+from common.pagination import Page, Position
 from common.types import cents_to_price, price_to_cents, utc_now
 
 from tickets import repository
@@ -38,9 +39,14 @@ async def create_ticket(
     return await repository.insert_ticket(db, outbox, ticket, event)
 
 
-async def list_for_sale(db: Database) -> list[TicketDocument]:
-    """Tickets nobody has reserved, newest first."""
-    return await repository.list_available(db)
+async def list_for_sale(db: Database, *, limit: int, after: Position | None) -> Page:
+    """A page of the tickets nobody has reserved, newest first."""
+    return await repository.list_available(db, limit=limit, after=after)
+
+
+async def list_own(db: Database, *, user_id: str, limit: int, after: Position | None) -> Page:
+    """A page of the seller's own tickets, for sale, reserved or sold, newest first."""
+    return await repository.list_owned(db, user_id=user_id, limit=limit, after=after)
 
 
 async def show_ticket(db: Database, *, ticket_id: ObjectId) -> TicketDocument:
