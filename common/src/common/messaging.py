@@ -643,14 +643,16 @@ class ListenerRunner:
                 continue
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as error:
                 log.exception("fetching %s failed; retrying", consumer.durable)
                 failing_since = failing_since or time.monotonic()
                 if time.monotonic() - failing_since > self.policy.stall_seconds:
                     # Not a passing outage (the client reconnects by itself for those): the
                     # subscription or the durable itself is gone. Dying makes the supervisor
                     # subscribe again, which creates the durable anew if it has to.
-                    raise RuntimeError(f"fetching has failed for {self.policy.stall_seconds} s")
+                    raise RuntimeError(
+                        f"fetching has failed for {self.policy.stall_seconds} s"
+                    ) from error
                 try:
                     async with asyncio.timeout(1):
                         await self._stopping.wait()
