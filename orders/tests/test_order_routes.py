@@ -204,6 +204,25 @@ async def test_listing_shows_only_the_callers_orders_newest_first(
     assert response.json() == [second, first]
 
 
+async def test_listing_comes_a_page_at_a_time_with_the_next_in_the_link_header(
+    client: httpx.AsyncClient,
+    buyer: Headers,
+    ticket_for_sale: TicketForSale,
+    place_order: PlaceOrder,
+) -> None:
+    placed = [await place_order((await ticket_for_sale(title=f"T{n}")).id) for n in range(3)]
+
+    first = await client.get("/api/orders?limit=2", headers=buyer)
+    link = first.headers["link"]
+    assert link.startswith("</api/orders?") and link.endswith('>; rel="next"')
+    second = await client.get(link[1 : link.index(">")], headers=buyer)
+
+    assert first.json() == [placed[2], placed[1]]
+    assert second.json() == [placed[0]] and "link" not in second.headers
+    bad = await client.get("/api/orders?limit=500", headers=buyer)
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "limit"
+
+
 async def test_listing_requires_a_signed_in_user(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/orders")
 

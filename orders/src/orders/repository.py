@@ -15,6 +15,7 @@ from bson import ObjectId
 from common.events import Event
 from common.mongo import Database, Document
 from common.outbox import Outbox
+from common.pagination import Page, Position, read_page
 from common.rate_limit import create_rate_limit_indexes
 from common.snapshot import Snapshot, read_collection
 from pymongo import ReturnDocument
@@ -122,12 +123,11 @@ async def find_order(db: Database, *, order_id: ObjectId) -> OrderDocument | Non
     return cast(OrderDocument | None, await db[ORDERS].find_one({"_id": order_id}, {"outbox": 0}))
 
 
-async def list_orders(db: Database, *, user_id: str) -> list[OrderDocument]:
-    """A buyer's orders, newest first."""
-    cursor = (
-        db[ORDERS].find({"user_id": user_id}, {"outbox": 0}).sort([("created_at", -1), ("_id", -1)])
+async def list_orders(db: Database, *, user_id: str, limit: int, after: Position | None) -> Page:
+    """A page of a buyer's orders, newest first."""
+    return await read_page(
+        db[ORDERS], {"user_id": user_id}, limit=limit, after=after, projection={"outbox": 0}
     )
-    return [cast(OrderDocument, order) async for order in cursor]
 
 
 async def save_order_change(

@@ -1,12 +1,15 @@
 """orders' HTTP routes under /api/orders: reserve a ticket, list, show and cancel orders."""
 
+from typing import cast
+
 from bson import ObjectId
 from common.auth import RequiredUser
 from common.mongo import DatabaseDep, parse_object_id
+from common.pagination import LINK_HEADER_DOC, PageDep, link_next
 from fastapi import APIRouter, Response, status
 
 from orders import service
-from orders.models import OrderBody, OrderOut
+from orders.models import OrderBody, OrderDocument, OrderOut
 from orders.runtime import RuntimeDep
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
@@ -22,10 +25,14 @@ async def create_order(
     return OrderOut.from_document(order)
 
 
-@router.get("", response_model=list[OrderOut])
-async def list_orders(user: RequiredUser, db: DatabaseDep) -> list[OrderOut]:
-    orders = await service.list_orders(db, user_id=user.id)
-    return [OrderOut.from_document(order) for order in orders]
+@router.get("", response_model=list[OrderOut], responses=LINK_HEADER_DOC)
+async def list_orders(
+    user: RequiredUser, db: DatabaseDep, page: PageDep, response: Response
+) -> list[OrderOut]:
+    """The caller's orders, newest first, a page at a time (the next one in the Link header)."""
+    found = await service.list_orders(db, user_id=user.id, limit=page.limit, after=page.after)
+    link_next(response, page, found.next_cursor)
+    return [OrderOut.from_document(cast(OrderDocument, order)) for order in found.documents]
 
 
 @router.get("/{order_id}", response_model=OrderOut)

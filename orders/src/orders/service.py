@@ -21,6 +21,7 @@ from common.events import (
 )
 from common.mongo import Database, parse_object_id
 from common.outbox import Outbox
+from common.pagination import Page, Position
 from common.types import ceil_to_millisecond, cents_to_price, price_to_cents, utc_now
 
 from orders import buyer_limits, repository
@@ -177,9 +178,9 @@ async def create_order(
 # --- reading orders ------------------------------------------------------------------------------
 
 
-async def list_orders(db: Database, *, user_id: str) -> list[OrderDocument]:
-    """A buyer's orders, newest first."""
-    return await repository.list_orders(db, user_id=user_id)
+async def list_orders(db: Database, *, user_id: str, limit: int, after: Position | None) -> Page:
+    """A page of a buyer's orders, newest first."""
+    return await repository.list_orders(db, user_id=user_id, limit=limit, after=after)
 
 
 async def show_order(db: Database, *, order_id: ObjectId, user_id: str) -> OrderDocument:
