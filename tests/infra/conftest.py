@@ -31,5 +31,6 @@ def cluster_secrets(tmp_path_factory: pytest.TempPathFactory) -> list[infra_chec
         ticketing_data_dir=tmp_path_factory.mktemp("k8s-secrets"),
         stripe_secret_key="sk_test_offline",
         stripe_publishable_key="pk_test_offline",
+        stripe_webhook_secret="whsec_offline",
     )
     return build_secrets(settings)

@@ -179,3 +179,19 @@ def test_a_failing_kubectl_is_reported(
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_offline")
     assert k8s_secrets.main([]) == 1
     assert "kubectl failed" in capsys.readouterr().err
+
+
+def test_the_webhook_secret_goes_to_the_stripe_secret_and_a_wrong_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    settings = k8s_secrets.K8sSecretsSettings(
+        ticketing_data_dir=tmp_path,
+        stripe_secret_key="sk_test_offline",
+        stripe_webhook_secret="whsec_offline",
+    )
+    stripe = secret_data(k8s_secrets.build_secrets(settings), "stripe")
+    assert stripe == {"secret-key": b"sk_test_offline", "webhook-secret": b"whsec_offline"}
+
+    wrong = settings.model_copy(update={"stripe_webhook_secret": "sk_test_oops"})
+    with pytest.raises(k8s_secrets.SecretsError, match="whsec_"):
+        k8s_secrets.build_secrets(wrong)

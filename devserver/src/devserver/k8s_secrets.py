@@ -33,6 +33,7 @@ HOST = "ticketing.localhost"
 JWT_PUBLIC_SECRET, JWT_PUBLIC_KEY = "jwt-public-key", "public.pem"
 JWT_PRIVATE_SECRET, JWT_PRIVATE_KEY = "jwt-private-key", "private.pem"
 STRIPE_SECRET, STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY = "stripe", "secret-key", "publishable-key"
+STRIPE_WEBHOOK_SECRET = "webhook-secret"
 TLS_SECRET = "ticketing-tls"
 TLS_CERT_NAME = "ingress"
 # The NATS server's: NATS_PASSWORD_<USER> for every user of infra/k8s/nats-users.conf.
@@ -56,6 +57,9 @@ class K8sSecretsSettings(BaseSettings):
     ticketing_data_dir: Path = repo_root() / ".data"
     stripe_secret_key: str | None = None
     stripe_publishable_key: str | None = None
+    # The signing secret of the webhook endpoint made in Stripe's dashboard for
+    # https://<host>/api/payments/webhooks; unset, payments refuses every webhook (400).
+    stripe_webhook_secret: str | None = None
 
 
 class SecretsError(Exception):
@@ -95,6 +99,11 @@ def _stripe_data(settings: K8sSecretsSettings) -> dict[str, str]:
         if not publishable.startswith("pk_"):
             raise SecretsError("STRIPE_PUBLISHABLE_KEY must be a Stripe publishable key (pk_...)")
         data[STRIPE_PUBLISHABLE_KEY] = publishable
+    webhook = (settings.stripe_webhook_secret or "").strip()
+    if webhook:
+        if not webhook.startswith("whsec_"):
+            raise SecretsError("STRIPE_WEBHOOK_SECRET must be a webhook signing secret (whsec_...)")
+        data[STRIPE_WEBHOOK_SECRET] = webhook
     return data
 
 
