@@ -187,38 +187,3 @@ STREAM_USED_RATIO = Gauge(
     "How full a stream is against its max_bytes (0 to 1), by stream.",
     ["stream"],
 )
-
-
-async def refresh_outbox(collections: list[Any]) -> None:
-    """Set the outbox gauges from the documents with pending entries."""
-    from common.outbox import OUTBOX_FIELD
-
-    # The filter of the relay's partial index on pending entries: only those documents are read.
-    pending = {f"{OUTBOX_FIELD}.id": {"$exists": True}}
-    for collection in collections:
-        entries: list[dict[str, Any]] = []
-        async for document in collection.find(pending, {OUTBOX_FIELD: 1}):
-            entries.extend(document.get(OUTBOX_FIELD) or [])
-        OUTBOX_PENDING.labels(collection.name).set(len(entries))
-        OUTBOX_OLDEST_AGE.labels(collection.name).set(oldest_age_seconds(entries))
-
-
-async def refresh_consumers(runner: Any) -> None:
-    """Set each durable consumer's lag gauges from NATS and the stream gauges (a ListenerRunner)."""
-    from common.consumers import streams
-    from common.deadletter import DEAD_LETTER_STREAM
-
-    for entry in await runner.lag():
-        consumer = entry["consumer"]
-        CONSUMER_STALLED.labels(consumer).set(1 if entry["stalled"] else 0)
-        if "pending" in entry:
-            CONSUMER_PENDING.labels(consumer).set(entry["pending"])
-            CONSUMER_ACK_PENDING.labels(consumer).set(entry["ack_pending"])
-            CONSUMER_REDELIVERED.labels(consumer).set(entry["redelivered"])
-    for name, stream in (await streams(runner.js)).items():
-        if "error" in stream:
-            continue
-        if name == DEAD_LETTER_STREAM:
-            DEAD_LETTERS.set(stream["messages"])
-        if stream["used_fraction"] is not None:
-            STREAM_USED_RATIO.labels(name).set(stream["used_fraction"])

@@ -17,10 +17,11 @@ from common.errors import install_error_handlers
 from common.health import ReadinessCheck, health_router
 from common.logging import RequestLogContext, configure_logging
 from common.messaging import Publisher, connect_bus, ensure_stream
-from common.metrics import READY, HttpMetrics, metrics_router, refresh_consumers, refresh_outbox
+from common.metrics import READY, HttpMetrics, metrics_router
 from common.mongo import Database, DatabaseHandle
 from common.outbox import Outbox, OutboxRelay
 from common.request_guards import install_request_guards
+from common.scrape import refresh_consumers, refresh_outbox
 from common.settings import ServiceSettings
 from common.shutdown import (
     CLOSE_RESERVE_SECONDS,
