@@ -5,8 +5,9 @@ Caddy; embedded store) once per variant, one after the other in the same run:
 
 - before: the code of commit --before (default: the parent of the first observability commit),
   exported with `git archive` and put first on PYTHONPATH for every service;
-- off:    this tree, OTEL_EXPORTER_OTLP_ENDPOINT unset (metrics and log fields are always on);
-- on:     this tree, exporting every span (100 % sampling) over OTLP/HTTP to a receiver in this
+- off:    commit --after (default HEAD), exported the same way, OTEL_EXPORTER_OTLP_ENDPOINT unset
+          (metrics and log fields are always on);
+- on:     the same, exporting every span (100 % sampling) over OTLP/HTTP to a receiver in this
           process (devserver.trace_receiver; its CPU is not counted: it stands for a collector).
 
 For each: a seller puts up --orders tickets and orders' replica gets them (not measured); then,
@@ -105,7 +106,9 @@ async def place_orders(system: RunningSystem, count: int) -> float:
         return cpu_seconds(pids) - before
 
 
-def export_before(commit: str, into: Path) -> str:
+def export_tree(commit: str, into: Path) -> str:
+    """The services' sources at `commit`, as a PYTHONPATH that shadows this checkout's."""
+    into.mkdir(parents=True)
     archive = subprocess.run(
         ["git", "archive", commit], cwd=REPO, capture_output=True, check=True
     ).stdout
@@ -119,19 +122,91 @@ def run_variant(name: str, orders: int, env: dict[str, str]) -> float:
             return asyncio.run(place_orders(system, orders)) / orders
 
 
+# What one placed order runs through the always-on instrumentation: its POST /api/orders, the
+# relay publishing OrderCreated and then TicketUpdated, and four handlings (OrderCreated in
+# tickets, expiration and payments; TicketUpdated in orders).
+PER_ORDER = {"request": 1, "publish": 2, "handle": 4}
+
+
+def instrumentation_cost_us(repeat: int = 20000) -> dict[str, float]:
+    """Microseconds of this process's CPU per call of each instrumented path with tracing off:
+    exactly the calls common.metrics, common.logging and common.telemetry add to a request, a
+    publish and a handling (the work they wrap is not run)."""
+    from common.logging import bind, event_fields, log_context
+    from common.metrics import (
+        EVENT_HANDLING_DURATION,
+        EVENTS_HANDLED,
+        EVENTS_PUBLISHED,
+        HTTP_DURATION,
+        HTTP_REQUESTS,
+    )
+    from opentelemetry.trace import SpanKind
+
+    from common import telemetry
+
+    assert not telemetry.tracing_enabled()
+    data = {"id": "o1", "userId": "u1", "ticket": {"id": "t1", "price": 10}}
+    headers = {"Nats-Msg-Id": "e1"}
+
+    def request() -> None:
+        started = time.perf_counter()
+        with log_context():
+            telemetry.current_carrier()  # the outbox entry's
+        route = "/api/orders"
+        HTTP_REQUESTS.labels("POST", route, "201").inc()
+        HTTP_DURATION.labels("POST", route).observe(time.perf_counter() - started)
+
+    def publish() -> None:
+        with telemetry.span("publish s", kind=SpanKind.PRODUCER, parent=None, attributes={}):
+            {"Nats-Msg-Id": "e1", **telemetry.current_carrier()}
+        EVENTS_PUBLISHED.labels("OrderCreated", "stored").inc()
+
+    def handle() -> None:
+        started = time.perf_counter()
+        with (
+            log_context(event_id=headers.get("Nats-Msg-Id"), consumer="c"),
+            telemetry.span("process s", kind=SpanKind.CONSUMER, parent=headers) as current,
+        ):
+            bind(**event_fields("OrderCreated", data))
+            current.set_attribute("gittix.outcome", "acked")
+        EVENT_HANDLING_DURATION.labels("c").observe(time.perf_counter() - started)
+        EVENTS_HANDLED.labels("c", "OrderCreated", "acked").inc()
+
+    costs = {}
+    for name, call in (("request", request), ("publish", publish), ("handle", handle)):
+        for _ in range(1000):
+            call()
+        started = time.process_time()
+        for _ in range(repeat):
+            call()
+        costs[name] = (time.process_time() - started) / repeat * 1e6
+    return costs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--before", default=f"{FIRST_OBSERVABILITY_COMMIT}^")
+    parser.add_argument("--after", default="HEAD", help="the commit measured off and on")
+    parser.add_argument(
+        "--instrumentation-only", action="store_true", help="only the in-process cost per call"
+    )
     args = parser.parse_args()
+    if args.instrumentation_only:
+        costs = instrumentation_cost_us()
+        per_order = sum(costs[name] * count for name, count in PER_ORDER.items())
+        print(", ".join(f"{name} {cost:.1f} µs" for name, cost in costs.items()))
+        print(f"per placed order (x{PER_ORDER}): {per_order:.0f} µs")
+        return 0
     results: dict[str, list[float]] = {"before": [], "off": [], "on": []}
     with tempfile.TemporaryDirectory(prefix="bench-tracing-src-") as source, receiving() as rx:
-        old_path = export_before(args.before, Path(source))
+        old_path = export_tree(args.before, Path(source) / "before")
+        new_path = export_tree(args.after, Path(source) / "after")
         variants: dict[str, dict[str, Any]] = {
             "before": {"PYTHONPATH": old_path},
-            "off": {},
-            "on": {"OTEL_EXPORTER_OTLP_ENDPOINT": rx.url},
+            "off": {"PYTHONPATH": new_path},
+            "on": {"PYTHONPATH": new_path, "OTEL_EXPORTER_OTLP_ENDPOINT": rx.url},
         }
         for round_number in range(args.rounds):
             for name, env in variants.items():
@@ -146,6 +221,14 @@ def main() -> int:
         median = statistics.median(values)
         print(f"{name:6} median {median * 1000:7.2f} ms CPU/order ({median / base:5.2f}x before)")
     print(f"spans received with tracing on: {spans}")
+    costs = instrumentation_cost_us()
+    per_order = sum(costs[name] * count for name, count in PER_ORDER.items())
+    share = per_order / (statistics.median(results["off"]) * 1e6) * 100
+    print(
+        "tracing off, instrumentation alone: "
+        + ", ".join(f"{name} {cost:.1f} µs" for name, cost in costs.items())
+        + f"; per order {per_order:.0f} µs = {share:.2f} % of the off median"
+    )
     return 0
 
 
