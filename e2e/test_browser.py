@@ -256,8 +256,11 @@ def test_a_seller_lists_a_ticket_and_a_second_person_buys_and_pays_for_it(
     expect(seller.page.get_by_role("link", name=title, exact=True)).to_have_count(0)
     seller.page.goto(ticket_url)
     expect(seller.page.get_by_text("A buyer has reserved or bought this ticket")).to_be_visible()
+    # It stays in the seller's own list, marked, without its Edit link.
     seller.nav.get_by_role("link", name="My tickets").click()
-    expect(seller.page.get_by_text("You have no tickets for sale.")).to_be_visible()
+    sold = seller.page.get_by_role("list", name="Your tickets").get_by_role("listitem")
+    expect(sold.filter(has_text=title)).to_contain_text("Reserved or sold")
+    expect(sold.filter(has_text=title).get_by_role("link", name="Edit")).to_have_count(0)
     seller.page.goto(order_url)
     expect(seller.page.get_by_text("This order belongs to someone else.")).to_be_visible()
     expect(seller.page.get_by_role("button", name=PAY)).to_be_hidden()

@@ -33,12 +33,30 @@ export function refreshSession() {
 }
 
 export async function api(method, path, body) {
+  return (await request(method, path, body)).data;
+}
+
+/**
+ * One page of a paginated list: its items, and the path of the next page (from the Link
+ * header's rel="next", RFC 8288), or null on the last page.
+ */
+export async function apiPage(path) {
+  const { data, response } = await request("GET", path);
+  return { items: data, next: nextPage(response.headers.get("Link")) };
+}
+
+function nextPage(link) {
+  const match = /<([^>]+)>\s*;\s*rel="?next"?/.exec(link ?? "");
+  return match ? match[1] : null;
+}
+
+async function request(method, path, body) {
   let response = await send(method, path, body);
   // The access token ran out (or was refused): get a new one and try once more.
   if (response.status === 401 && !NO_RETRY.has(path) && await refreshSession()) {
     response = await send(method, path, body);
   }
-  if (response.status === 204) return null;
+  if (response.status === 204) return { data: null, response };
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     const errors = Array.isArray(data?.errors) && data.errors.length
@@ -46,7 +64,7 @@ export async function api(method, path, body) {
       : [{ message: `Something went wrong (${response.status}). Please try again.` }];
     throw new ApiError(response.status, errors);
   }
-  return data;
+  return { data, response };
 }
 
 async function send(method, path, body) {

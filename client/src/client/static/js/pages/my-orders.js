@@ -1,12 +1,15 @@
-/** "My orders": every order of the signed-in person with its ticket, status and time left. */
+/** "My orders": the signed-in person's orders, newest first, a page at a time ("Load more"), each
+ * with its ticket, status and time left. */
 
-import { api, errorsOf } from "../api.js";
+import { errorsOf } from "../api.js";
 import { startCountdown } from "../countdown.js";
 import { clearPageErrors, h, onPageShow, setStatus, showPageErrors } from "../dom.js";
 import { formatMoney, isOpen, statusLabel } from "../format.js";
+import { showPaged } from "../paging.js";
 import { requireUser } from "../session.js";
 
 const list = document.getElementById("order-list");
+const more = document.getElementById("load-more");
 let stopCountdowns = [];
 
 function orderItem(order) {
@@ -28,18 +31,16 @@ async function init() {
   stopCountdowns = [];
   const user = await requireUser();
   if (!user) return;
-  let orders;
+  let shown;
   try {
-    orders = await api("GET", "/api/orders");
+    // The API lists them newest first, a page at a time.
+    shown = await showPaged(list, more, "/api/orders", orderItem);
   } catch (error) {
     setStatus("");
     showPageErrors(errorsOf(error));
     return;
   }
-  // Newest first: a later expiry means a later order.
-  orders.sort((a, b) => Date.parse(b.expiresAt) - Date.parse(a.expiresAt));
-  list.replaceChildren(...orders.map(orderItem));
-  setStatus(orders.length ? "" : "You have no orders yet.");
+  setStatus(shown ? "" : "You have no orders yet.");
 }
 
 onPageShow(init);

@@ -1,42 +1,50 @@
-/** "My tickets": the signed-in person's tickets for sale, each with a link to edit it. */
+/** "My tickets": every ticket the signed-in person put up, newest first, a page at a time, with
+ * its state; one still for sale has a link to edit it. */
 
-import { api, errorsOf } from "../api.js";
+import { errorsOf } from "../api.js";
 import { clearPageErrors, h, onPageShow, setStatus, showPageErrors } from "../dom.js";
 import { formatMoney } from "../format.js";
+import { showPaged } from "../paging.js";
 import { requireUser } from "../session.js";
 
 const list = document.getElementById("my-ticket-list");
+const more = document.getElementById("load-more");
+
+const STATE_LABELS = { "for sale": "For sale", reserved: "Reserved or sold" };
+
+function ticketItem(ticket) {
+  const forSale = ticket.state === "for sale";
+  return h(
+    "li",
+    { class: "card" },
+    h("a", { class: "card-title", href: `/tickets/${ticket.id}` }, ticket.title),
+    h("span", { class: "price" }, formatMoney(ticket.price)),
+    h("span", { class: `badge ticket-${forSale ? "for-sale" : "reserved"}` }, STATE_LABELS[ticket.state] ?? ticket.state),
+    // A reserved or sold ticket can no longer be edited.
+    forSale
+      ? h(
+          "a",
+          { class: "card-action", href: `/tickets/${ticket.id}/edit` },
+          "Edit",
+          h("span", { class: "visually-hidden" }, ` ${ticket.title}`),
+        )
+      : null,
+  );
+}
 
 async function init() {
   clearPageErrors();
   const user = await requireUser();
   if (!user) return;
-  let tickets;
+  let shown;
   try {
-    // The API lists every ticket still for sale; a reserved one cannot be edited anyway.
-    tickets = (await api("GET", "/api/tickets")).filter((ticket) => ticket.userId === user.id);
+    shown = await showPaged(list, more, "/api/tickets/mine", ticketItem);
   } catch (error) {
     setStatus("");
     showPageErrors(errorsOf(error));
     return;
   }
-  list.replaceChildren(
-    ...tickets.map((ticket) =>
-      h(
-        "li",
-        { class: "card" },
-        h("a", { class: "card-title", href: `/tickets/${ticket.id}` }, ticket.title),
-        h("span", { class: "price" }, formatMoney(ticket.price)),
-        h(
-          "a",
-          { class: "card-action", href: `/tickets/${ticket.id}/edit` },
-          "Edit",
-          h("span", { class: "visually-hidden" }, ` ${ticket.title}`),
-        ),
-      ),
-    ),
-  );
-  setStatus(tickets.length ? "" : "You have no tickets for sale.");
+  setStatus(shown ? "" : "You have no tickets yet.");
 }
 
 onPageShow(init);
