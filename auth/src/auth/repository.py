@@ -5,7 +5,7 @@ from typing import cast
 
 from bson import ObjectId
 from common.events import Event
-from common.mongo import Database
+from common.mongo import Database, Document
 from common.outbox import Outbox
 from common.rate_limit import create_rate_limit_indexes
 from common.snapshot import Snapshot, email_digest
@@ -107,7 +107,7 @@ async def clear_failures(db: Database, collection: str, *, key: str) -> None:
 
 
 async def insert_session(db: Database, session: SessionDocument) -> None:
-    await db[SESSIONS].insert_one(session)
+    await db[SESSIONS].insert_one(cast(Document, session))
 
 
 async def find_session(db: Database, *, session_id: str) -> SessionDocument | None:
