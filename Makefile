@@ -75,7 +75,7 @@ screenshots: install
 	GITTIX_SCREENSHOTS=1 $(UV) run --no-sync pytest e2e/test_browser.py -q
 
 bench: install
-	$(UV) run --no-sync python bench/run.py
+	$(UV) run --no-sync python bench/run.py $(BENCH_ARGS)
 
 # What listeners gave up on (docs/architecture.md, "Dead letters"), on make up's NATS as its
 # admin user. Elsewhere: NATS_URL=... python -m common.dlq list (docs/kubernetes.md).
