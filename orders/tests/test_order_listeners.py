@@ -14,7 +14,9 @@ from common.deadletter import DeadLetter, publish_dead_letter
 from common.dlq import run
 from common.events import (
     ChargeCreated,
+    ChargeDispute,
     ChargeUpdated,
+    ChargeUpdatedV2,
     Envelope,
     OrderCancelled,
     OrderCreated,
@@ -506,3 +508,33 @@ async def test_charge_events_for_an_unknown_order_are_dropped(
     dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
     assert len(dropped) == 2 and all(order_id in message for message in dropped)
     assert bus.published(OrderUpdated) == [] and bus.published(OrderCancelled) == []
+
+
+async def test_charge_updated_v2_with_a_dispute_is_handled_as_v1(
+    client: httpx.AsyncClient,
+    buyer: Headers,
+    ticket_for_sale: TicketForSale,
+    place_order: PlaceOrder,
+    bus: TestBus,
+    events: Any,
+    settle: Settle,
+) -> None:
+    order = await place_order((await ticket_for_sale()).id)
+    created = events.charge_created(order["id"])
+    await bus.publish(created)
+    v1 = events.charge_updated(order["id"], "completed", charge_id=created.id)
+    disputed = ChargeUpdatedV2(
+        **v1.model_dump(exclude={"version"}),
+        version=2,
+        dispute=ChargeDispute(id="dp_1", status="needs_response", reason="fraudulent", amount=2050),
+    )
+
+    await bus.publish(disputed)  # only v2 arrives (the v1 completion is not needed first)
+    await settle(ChargeUpdatedV2)
+
+    shown = await show(client, buyer, order["id"])
+    assert shown["status"] == "completed"
+    # The dispute itself changes no order: a second one is acked without a change.
+    await bus.publish(disputed)
+    await settle(ChargeUpdatedV2)
+    assert len(bus.published(OrderUpdated, id=order["id"], status="completed")) == 1

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import stripe
 from bson import ObjectId
-from common.events import ChargeCreated, ChargeUpdated
+from common.events import ChargeCreated, ChargeDispute, ChargeUpdated, ChargeUpdatedV2
 from conftest import WEBHOOK_SECRET
 from gittix_testing import TestBus
 from payment_events import BUYER_EMAIL, BUYER_ID
@@ -257,8 +257,12 @@ async def test_a_dispute_shows_on_the_charge_and_an_older_state_never_overwrites
     assert (await deliver(client, closed, WEBHOOK_SECRET)).status_code == 200
     assert (await deliver(client, opened, WEBHOOK_SECRET)).status_code == 200
 
-    announced = await bus.wait_for(ChargeUpdated, id=charge_id, version=2)
+    announced = await bus.wait_for(ChargeUpdatedV2, id=charge_id, version=2)
     assert announced.status == "completed"
+    assert announced.dispute == ChargeDispute(
+        id="dp_1", status="lost", reason="fraudulent", amount=2550
+    )
+    assert len(bus.published(ChargeUpdatedV2, id=charge_id)) == 1
     stored = await repository.find_charge(app.state.runtime.db, charge_id=ObjectId(charge_id))
     assert stored is not None
     assert stored.get("dispute") == {
@@ -268,5 +272,5 @@ async def test_a_dispute_shows_on_the_charge_and_an_older_state_never_overwrites
         "amount": 2550,
         "event_created": 1_800_000_100,
     }
-    assert len(bus.published(ChargeUpdated, id=charge_id)) == 2
+    assert len(bus.published(ChargeUpdated, id=charge_id)) == 1  # the completion
     assert len(bus.published(ChargeCreated, order_id=order.id)) == 1

@@ -138,6 +138,33 @@ class ChargeUpdated(Event):
     stripe_refund_id: str | None
 
 
+class ChargeDispute(CamelModel):
+    id: str
+    status: str = Field(
+        description="Stripe's dispute status: warning_needs_response, warning_under_review, "
+        "warning_closed, needs_response, under_review, won or lost"
+    )
+    reason: str | None
+    amount: int = Field(ge=0, description="integer cents")
+
+
+class ChargeUpdatedV2(Event):
+    subject = "ticketing.charge.updated.v2"
+    schema_version = 2
+    summary = (
+        "ChargeUpdated with the charge's dispute (chargeback, from Stripe's webhook) or null; "
+        "payments announces a dispute's change in it (CONTRIBUTING, a new version)."
+    )
+    id: str
+    version: int
+    order_id: str
+    status: ChargeStatus
+    amount: int = Field(ge=0, description="integer cents")
+    stripe_id: str | None
+    stripe_refund_id: str | None
+    dispute: ChargeDispute | None
+
+
 # Every event class above, in the order declared: a new class is in it with no list to update.
 ALL_EVENTS: tuple[type[Event], ...] = tuple(
     value

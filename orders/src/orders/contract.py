@@ -6,6 +6,7 @@ from common.events import OrderCancelled, OrderCreated, OrderUpdated
 from orders.listeners import (
     ChargeCreatedListener,
     ChargeUpdatedListener,
+    ChargeUpdatedV2Listener,
     OrderExpiredListener,
     TicketCreatedListener,
     TicketUpdatedListener,
@@ -23,5 +24,6 @@ CONTRACT = ServiceContract(
         OrderExpiredListener,
         ChargeCreatedListener,
         ChargeUpdatedListener,
+        ChargeUpdatedV2Listener,
     ),
 )

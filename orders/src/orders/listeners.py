@@ -6,6 +6,7 @@ import logging
 from common.events import (
     ChargeCreated,
     ChargeUpdated,
+    ChargeUpdatedV2,
     Envelope,
     OrderExpired,
     TicketCreated,
@@ -84,11 +85,26 @@ class ChargeUpdatedListener(Listener[ChargeUpdated, OrdersRuntime]):
     event = ChargeUpdated
 
     async def handle(self, event: ChargeUpdated, envelope: Envelope) -> None:
-        change = await service.settle_payment(
-            self.runtime.db,
-            self.runtime.outbox,
-            order_id=event.order_id,
-            status=event.status,
-            refunded=event.stripe_refund_id is not None,
-        )
-        _log_if_unknown(change, envelope.type, event.order_id)
+        await _settle_payment(self.runtime, event, envelope)
+
+
+class ChargeUpdatedV2Listener(Listener[ChargeUpdatedV2, OrdersRuntime]):
+    """ChargeUpdated v2 (with the charge's dispute), handled as v1: a dispute changes no order."""
+
+    event = ChargeUpdatedV2
+
+    async def handle(self, event: ChargeUpdatedV2, envelope: Envelope) -> None:
+        await _settle_payment(self.runtime, event, envelope)
+
+
+async def _settle_payment(
+    runtime: OrdersRuntime, event: ChargeUpdated | ChargeUpdatedV2, envelope: Envelope
+) -> None:
+    change = await service.settle_payment(
+        runtime.db,
+        runtime.outbox,
+        order_id=event.order_id,
+        status=event.status,
+        refunded=event.stripe_refund_id is not None,
+    )
+    _log_if_unknown(change, envelope.type, event.order_id)

@@ -29,8 +29,10 @@ from common.domain_errors import (
 )
 from common.events import (
     ChargeCreated,
+    ChargeDispute,
     ChargeStatus,
     ChargeUpdated,
+    ChargeUpdatedV2,
     OrderCreated,
     OrderStatus,
     UserCreated,
@@ -142,7 +144,7 @@ def _charge_created(charge: ChargeDocument) -> ChargeCreated:
         id=str(charge["_id"]),
         version=charge["version"],
         order_id=charge["order_id"],
-        status=charge["status"],
+        status="created",  # a charge is announced at its start, before any outcome
         amount=charge["amount"],
     )
 
@@ -164,6 +166,19 @@ def _charge_updated(
         stripe_id=stripe_id if stripe_id is not None else charge["stripe_id"],
         stripe_refund_id=(
             stripe_refund_id if stripe_refund_id is not None else charge["stripe_refund_id"]
+        ),
+    )
+
+
+def _dispute_announced(charge: ChargeDocument, dispute: DisputeDocument) -> ChargeUpdatedV2:
+    """The charge's next version with its dispute's new state (only v2 can carry it)."""
+    return ChargeUpdatedV2(
+        **_charge_updated(charge).model_dump(),
+        dispute=ChargeDispute(
+            id=dispute["id"],
+            status=dispute["status"],
+            reason=dispute["reason"],
+            amount=dispute["amount"],
         ),
     )
 
@@ -594,5 +609,9 @@ async def _dispute_event(
     if stored is not None and {**stored, "event_created": created} == state:
         return
     await repository.record_dispute(
-        runtime.db, runtime.outbox, charge=charge, dispute=state, event=_charge_updated(charge)
+        runtime.db,
+        runtime.outbox,
+        charge=charge,
+        dispute=state,
+        event=_dispute_announced(charge, state),
     )
