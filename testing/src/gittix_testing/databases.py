@@ -24,9 +24,9 @@ async def own_database(mongo_url: str | None) -> AsyncIterator[Any]:
     services reach theirs, and dropped on the way out. Without: a fresh in-memory mongomock one.
     """
     if mongo_url is None:
-        from common import embedded_store
+        from common.embedded_store import client as embedded_client
 
-        yield embedded_store.client()["test"]
+        yield embedded_client()["test"]
         return
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         mongo_url, tz_aware=True, serverSelectionTimeoutMS=SERVER_SELECTION_MS

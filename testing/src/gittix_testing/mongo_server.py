@@ -29,9 +29,8 @@ from typing import Any
 import bson
 import mongomock
 from bson.codec_options import CodecOptions
+from common.embedded_store import install as install_embedded_store
 from pymongo import ReturnDocument
-
-from common import embedded_store
 
 log = logging.getLogger("gittix_testing.mongo_server")
 
@@ -61,7 +60,7 @@ class Store:
     """The databases, and the commands on them."""
 
     def __init__(self) -> None:
-        embedded_store.install()  # the embedded store's lookups by _id, as make up has them
+        install_embedded_store()  # the embedded store's lookups by _id, as make up has them
         self.client: mongomock.MongoClient = mongomock.MongoClient()
         self._connections = itertools.count(1)
         # (database, command) -> how many: what bench/bench_footprint.py reads per order.
