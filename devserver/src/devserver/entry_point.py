@@ -56,12 +56,18 @@ def _matcher(route: Route) -> list[Config]:
     return [{"path": [prefix, f"{prefix}/*"]}] if prefix else []
 
 
-def _route(route: Route, upstream: str | None, answer_timeout: float) -> Config:
+def _route(
+    route: Route, upstream: str | None, answer_timeout: float, tracing: bool = False
+) -> Config:
     handlers: list[Config]
     if upstream is None:
         handlers = [_error(502, f"The {route.service} service is not running")]
     else:
+        # A server span per request, continuing the client's traceparent and handing its own
+        # to the service (docs/observability.md); named by route, never by the concrete path.
+        traced = [{"handler": "tracing", "span": f"entry {route.prefix}"}] if tracing else []
         handlers = [
+            *traced,
             # Named for the error routes below, which answer in this service's name.
             {"handler": "vars", "service": route.service},
             {"handler": "request_body", "max_size": BODY_LIMIT_BYTES},
@@ -145,8 +151,11 @@ def caddy_config(
     access_log: bool = True,
     answer_timeout: float = ANSWER_TIMEOUT_SECONDS,
     host: str = "127.0.0.1",
+    tracing: bool = False,
 ) -> Config:
     """Caddy's JSON config for the entry point.
+
+    `tracing`: each request is a span exported over OTLP (where to: `caddy_env`).
 
     `upstreams` maps a service name to its port on 127.0.0.1 (or a host:port); a routed service
     missing from it answers 502 "not running". Without `cert` the entry point speaks plain HTTP.
@@ -158,7 +167,7 @@ def caddy_config(
     longest_first = sorted(ROUTES, key=lambda r: len(r.prefix.rstrip("/")), reverse=True)
     server: Config = {
         "listen": [f"{host}:{port}"],
-        "routes": [_route(r, dial.get(r.service), answer_timeout) for r in longest_first],
+        "routes": [_route(r, dial.get(r.service), answer_timeout, tracing) for r in longest_first],
         "errors": {"routes": _error_routes()},
         # HTTP/3 would also listen on UDP; browsers reach the same routes over h1 and h2.
         "protocols": ["h1", "h2"],
@@ -194,6 +203,14 @@ def caddy_args(config_path: Path) -> list[str]:
     return [caddy_executable(), "run", "--config", str(config_path)]
 
 
-def caddy_env(home: Path) -> dict[str, str]:
-    """Keeps Caddy's own files (autosave, locks) under the data dir instead of the user's home."""
-    return {"XDG_CONFIG_HOME": str(home / "config"), "XDG_DATA_HOME": str(home / "data")}
+def caddy_env(home: Path, otlp_endpoint: str | None = None) -> dict[str, str]:
+    """Keeps Caddy's own files (autosave, locks) under the data dir instead of the user's home;
+    with `otlp_endpoint`, where its tracing handler exports (OTLP/HTTP, as the services do)."""
+    env = {"XDG_CONFIG_HOME": str(home / "config"), "XDG_DATA_HOME": str(home / "data")}
+    if otlp_endpoint:
+        env |= {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_SERVICE_NAME": "entry-point",
+        }
+    return env

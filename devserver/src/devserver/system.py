@@ -172,18 +172,25 @@ class System:
 
         # Last, so the first request through it finds every service ready.
         caddy_dir = self.data_dir / "caddy"
+        # The services' tracing setting turns the entry point's spans on too.
+        otlp_endpoint = self._setting("OTEL_EXPORTER_OTLP_ENDPOINT")
         config = entry_point.caddy_config(
             port=cfg.https_port,
             upstreams={name: cfg.port_of(s) for name, s in self.services.items()},
             cert=cert,
             key=key,
             storage=caddy_dir / "data",
+            tracing=bool(otlp_endpoint),
         )
         config_path = entry_point.write_config(caddy_dir / "caddy.json", config)
         command = Command(
             ENTRY_POINT,
             entry_point.caddy_args(config_path),
-            entry_point.caddy_env(caddy_dir),
+            {
+                **entry_point.caddy_env(caddy_dir, otlp_endpoint),
+                # The OpenTelemetry SDK settings given to the services apply to Caddy's too.
+                **{k: v for k, v in self.config.env.items() if k.startswith("OTEL_BSP_")},
+            },
             ready_port=cfg.https_port,
         )
         self._add_child(command).start().wait_listening()
