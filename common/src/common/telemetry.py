@@ -29,7 +29,7 @@ UNTRACED_PATHS = "healthz,readyz,metrics,consumers,snapshot"
 # Where a stored outbox entry or timer keeps the trace context it was written in.
 TRACE_FIELD = "trace"
 
-_instrumented_mongo = False
+_instrumented_clients = False
 # A provider used instead of the global one (tests: an in-memory exporter per test, since the
 # global provider can be set only once per process).
 _local_provider: TracerProvider | None = None
@@ -74,19 +74,22 @@ def configure_tracing(
         log.info("tracing on: spans go to %s", endpoint or type(exporter).__name__)
     on = tracing_enabled()
     if on:
-        _instrument_mongo()
+        _instrument_clients()
     return on
 
 
-def _instrument_mongo() -> None:
+def _instrument_clients() -> None:
     # PyMongo's command monitoring, which its async client reports too (the embedded
-    # in-memory store has none: it is not MongoDB, so it issues no commands).
-    global _instrumented_mongo
-    if not _instrumented_mongo:
+    # in-memory store has none: it is not MongoDB, so it issues no commands), and httpx, which
+    # the Stripe SDK's HTTPXClient (payments) sends its calls with: a client span per call.
+    global _instrumented_clients
+    if not _instrumented_clients:
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
         from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
 
         PymongoInstrumentor().instrument()
-        _instrumented_mongo = True
+        HTTPXClientInstrumentor().instrument()
+        _instrumented_clients = True
 
 
 def instrument_app(app: FastAPI) -> None:
