@@ -67,6 +67,16 @@ async def test_an_event_without_a_valid_signature_is_400_and_changes_nothing(
     assert (await bus.wait_for(ChargeUpdated, id=charge["id"])).status == "completed"
 
 
+async def test_a_signed_body_that_is_not_an_event_is_400(
+    client: httpx.AsyncClient, bus: TestBus, order: Any
+) -> None:
+    response = await deliver(client, {"id": "evt_1", "type": "charge.refunded"}, WEBHOOK_SECRET)
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": [{"message": "Not a Stripe event"}]}
+    assert bus.published(ChargeUpdated) == []
+
+
 async def test_succeeded_completes_a_payment_whose_post_never_returned_once(
     client: httpx.AsyncClient,
     bus: TestBus,

@@ -472,10 +472,17 @@ async def apply_stripe_event(runtime: PaymentsRuntime, event: dict[str, Any]) ->
     event id is remembered only once applied: an event that failed halfway is applied again
     when Stripe redelivers it.
     """
-    event_id, event_type = str(event["id"]), str(event["type"])
+    event_id, event_type = event.get("id"), event.get("type")
+    found = (event.get("data") or {}).get("object")
+    if (
+        not isinstance(event_id, str)
+        or not isinstance(event_type, str)
+        or not isinstance(found, dict)
+    ):
+        # Signed with our secret, yet not an event: nothing Stripe would send again differently.
+        raise Invalid("Not a Stripe event")
     if await repository.stripe_event_applied(runtime.db, event_id=event_id):
         return False
-    found: dict[str, Any] = event["data"]["object"]
     if event_type.startswith("payment_intent."):
         await _intent_event(runtime, event_type, found)
     elif event_type == "charge.refunded":
