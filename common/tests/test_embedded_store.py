@@ -117,3 +117,18 @@ async def test_expired_documents_still_go_away(tickets: Any) -> None:
         message="the expired document is still there",
     )
     assert await tickets.find_one({"_id": "kept"}) is not None
+
+
+async def test_a_limited_sorted_page_is_the_head_of_the_whole_sorted_answer(tickets: Any) -> None:
+    for number in range(30):
+        await tickets.insert_one({"_id": number, "n": number % 7, "order_id": None})
+    sort = [("n", -1), ("_id", 1)]
+
+    every = await tickets.find({"order_id": None}).sort(sort).to_list(None)
+    first = await tickets.find({"order_id": None}).sort(sort).limit(4).to_list(None)
+    later = await tickets.find({"order_id": None}).sort(sort).skip(4).limit(4).to_list(None)
+    one = await tickets.find_one({"order_id": None}, sort=sort)
+
+    assert len(every) == 30
+    assert first == every[:4] and later == every[4:8] and one == every[0]
+    assert [doc["n"] for doc in every] == sorted((doc["n"] for doc in every), reverse=True)

@@ -7,6 +7,8 @@ expiry on each access. Two small changes make the lookups the services make cost
 - a filter that names `_id` by plain equality (or `$eq`, or `$in`) reads those documents from
   the store's dict, then applies the whole filter to them as mongomock always does (so the
   answer is the same, only the candidates are fewer);
+- a cursor with a limit copies only the documents it returns (mongomock copied, and made
+  timezone-aware, every matching document before cutting the page);
 - expired documents are removed at most once per `TTL_MONITOR_SECONDS` per collection instead
   of on every access. MongoDB's own TTL monitor runs every 60 seconds, so nothing may rely on
   an expired document being gone sooner; the services never do.
@@ -15,6 +17,7 @@ Everything else is mongomock's own code. `install()` patches mongomock's classes
 idempotent and called by `client()`.
 """
 
+import itertools
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -51,7 +54,7 @@ def install() -> None:
     if _installed:
         return
     from mongomock import helpers
-    from mongomock.collection import Collection
+    from mongomock.collection import Collection, Cursor
     from mongomock.filtering import filter_applies
     from mongomock.store import CollectionStore
 
@@ -88,6 +91,22 @@ def install() -> None:
         self._gittix_last_expiry = now
         remove_expired(self)
 
+    compute_results = Cursor._compute_results
+
+    def compute_page(self: Any, with_limit_and_skip: bool = False) -> Any:
+        if not with_limit_and_skip or not self._limit:
+            return compute_results(self, with_limit_and_skip)
+        key = (self._factory, self._skip, self._limit)
+        if getattr(self, "_gittix_page_key", None) != key:
+            # The factory yields copies one by one, after filtering and sorting.
+            page = list(itertools.islice(self._factory(), self._skip + abs(self._limit)))
+            if self.collection.codec_options.tz_aware:
+                page = [helpers.make_datetime_timezone_aware_in_document(doc) for doc in page]
+            self._gittix_page = page[self._skip :]
+            self._gittix_page_key = key
+        return self._gittix_page
+
+    Cursor._compute_results = compute_page  # type: ignore[method-assign]
     Collection._iter_documents = iter_documents  # type: ignore[method-assign]
     CollectionStore._remove_expired_documents = remove_expired_now_and_then  # type: ignore[method-assign]
     _installed = True
