@@ -4,6 +4,8 @@ Apart from common.metrics (which defines the metrics and is imported by the mess
 since reading them needs the outbox and the consumers, which import that layer.
 """
 
+import asyncio
+import logging
 from typing import Any
 
 from common.consumers import streams
@@ -23,6 +25,8 @@ from common.metrics import (
 from common.mongo import Collection
 from common.outbox import OUTBOX_FIELD, PENDING
 
+log = logging.getLogger("common.scrape")
+
 
 async def refresh_outbox(collections: list[Collection]) -> None:
     """Set the outbox gauges from the documents with pending entries (the relay's partial
@@ -35,8 +39,23 @@ async def refresh_outbox(collections: list[Collection]) -> None:
         OUTBOX_OLDEST_AGE.labels(collection.name).set(oldest_age_seconds(entries))
 
 
+# NATS answers each consumer's info within milliseconds; when it is out of reach, the scrape
+# still answers within Prometheus' default 10 s timeout, with the lag gauges as last read.
+NATS_READ_SECONDS = 4.0
+
+
 async def refresh_consumers(runner: ListenerRunner) -> None:
     """Set each durable consumer's lag gauges from NATS, and the streams' gauges."""
+    try:
+        async with asyncio.timeout(NATS_READ_SECONDS):
+            await _refresh_consumers(runner)
+    except TimeoutError:
+        log.warning(
+            "NATS did not answer within %.0f s: lag gauges not refreshed", NATS_READ_SECONDS
+        )
+
+
+async def _refresh_consumers(runner: ListenerRunner) -> None:
     for entry in await runner.lag():
         consumer = entry["consumer"]
         CONSUMER_STALLED.labels(consumer).set(1 if entry["stalled"] else 0)
