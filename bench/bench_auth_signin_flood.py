@@ -17,18 +17,9 @@ from pathlib import Path
 
 import httpx
 from devserver.harness import running_system
+from gittix_testing.processes import memory_mib
 
 MIB = 1024 * 1024
-
-
-def memory_mib(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) in MiB."""
-    values: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, rest = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            values[name] = int(rest.split()[0]) / 1024
-    return values["VmRSS"], values["VmHWM"]
 
 
 async def flood(base_url: str, ca: Path, count: int) -> tuple[Counter[int], float]:

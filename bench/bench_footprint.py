@@ -31,7 +31,7 @@ import nats
 from common.messaging import STREAM_NAME
 from devserver.harness import RunningSystem, free_ports, running_system
 from gittix_testing.mongo_server import COUNTS_COMMAND
-from gittix_testing.processes import ManagedProcess
+from gittix_testing.processes import ManagedProcess, memory_mib
 from pymongo import AsyncMongoClient
 
 PASSWORD = "correct horse battery staple"
@@ -41,16 +41,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-
-
-def memory_mib(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) in MiB."""
-    values: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, rest = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            values[name] = int(rest.split()[0]) / 1024
-    return values["VmRSS"], values["VmHWM"]
 
 
 def service_pids(system: RunningSystem) -> dict[str, int]:

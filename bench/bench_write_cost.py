@@ -27,25 +27,11 @@ from common.auth import SESSION_COOKIE, sign_session
 from common.events import TicketCreated, TicketUpdated
 from common.messaging import STREAM_NAME, ensure_stream
 from common.types import utc_now
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gittix_testing import http_client, running, start_nats_server, wait_until
+from gittix_testing.keys import signing_key_pair
 from tickets.app import create_app
 
 SELLER = "64b000000000000000000001"
-
-
-def keys() -> tuple[str, str]:
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 def stored_ticket(number: int) -> dict[str, Any]:
@@ -63,7 +49,7 @@ def stored_ticket(number: int) -> dict[str, Any]:
 
 
 async def measure(nats_url: str, size: int, writes: int) -> dict[str, float]:
-    private, public = keys()
+    private, public = signing_key_pair()
     os.environ.update({"NATS_URL": nats_url, "JWT_PUBLIC_KEY": public, "LOG_LEVEL": "WARNING"})
     os.environ.pop("MONGO_URL", None)  # the embedded store, as make up runs it
     nc = await nats.connect(nats_url)

@@ -18,9 +18,8 @@ from typing import Any
 
 from common.bus_permissions import BusPermissions, authorization_config, every_user
 from common.catalog import load_contracts, render
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
+from gittix_testing.keys import signing_key_pair
 
 from devserver.routing import SERVICES, ServiceProcess
 from devserver.system import repo_root
@@ -32,16 +31,8 @@ NATS_USERS_CONF = Path("infra") / "k8s" / "nats-users.conf"
 
 
 def _throwaway_keys() -> dict[str, str]:
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return {"jwt_private_key": private.decode(), "jwt_public_key": public.decode()}
+    private, public = signing_key_pair()
+    return {"jwt_private_key": private, "jwt_public_key": public}
 
 
 def service_app(service: ServiceProcess) -> FastAPI:

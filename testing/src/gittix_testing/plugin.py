@@ -12,13 +12,12 @@ import pytest
 from common.auth import SESSION_COOKIE, sign_session
 from common.deadletter import DEAD_LETTER_STREAM
 from common.messaging import STREAM_NAME
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from gittix_testing.app import http_client, running
 from gittix_testing.bus import EventRecorder, TestBus, recreate_streams, subscribe_recorder
 from gittix_testing.databases import own_database
+from gittix_testing.keys import signing_key_pair
 from gittix_testing.processes import ManagedProcess, start_localstripe, start_nats_server
 from gittix_testing.query_audit import QueryLog, RecordingDatabase, describe
 from gittix_testing.waiting import wait_until, within
@@ -55,16 +54,7 @@ def localstripe() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def jwt_keys() -> tuple[str, str]:
     """A test Ed25519 key pair (private PEM, public PEM)."""
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
+    return signing_key_pair()
 
 
 @pytest.fixture

@@ -60,6 +60,16 @@ def find_executable(name: str) -> str:
     return found
 
 
+def memory_mib(pid: int) -> tuple[float, float]:
+    """A process's resident memory now and at its peak, (VmRSS, VmHWM) in MiB (Linux only)."""
+    values: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            values[name] = int(rest.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
 class ManagedProcess:
     """A child process that is stopped (SIGTERM, then SIGKILL) when we are done with it."""
 
