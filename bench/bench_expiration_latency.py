@@ -25,17 +25,9 @@ from bson import ObjectId
 from common.events import OrderCreated, OrderExpired, TicketPriceRef, parse_envelope
 from common.messaging import STREAM_NAME, Publisher, ensure_stream
 from common.types import utc_now
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from expiration.app import create_app
 from gittix_testing import running, start_nats_server, wait_until
-
-
-def public_key() -> str:
-    key = Ed25519PrivateKey.generate().public_key()
-    return key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+from gittix_testing.keys import signing_key_pair
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -61,7 +53,7 @@ async def publish_all(publisher: Publisher, events: list[OrderCreated]) -> None:
 
 async def measure(nats_url: str, args: argparse.Namespace) -> list[float]:
     os.environ.update(
-        {"NATS_URL": nats_url, "JWT_PUBLIC_KEY": public_key(), "LOG_LEVEL": "WARNING"}
+        {"NATS_URL": nats_url, "JWT_PUBLIC_KEY": signing_key_pair()[1], "LOG_LEVEL": "WARNING"}
     )
     os.environ.pop("MONGO_URL", None)  # the embedded store, as make up runs it
     nc = await nats.connect(nats_url)
