@@ -30,6 +30,7 @@ import httpx
 import nats
 from common.messaging import STREAM_NAME
 from devserver.harness import RunningSystem, free_ports, running_system
+from gittix_testing import wait_until
 from gittix_testing.mongo_server import COUNTS_COMMAND
 from gittix_testing.processes import ManagedProcess, memory_mib
 from pymongo import AsyncMongoClient
@@ -89,11 +90,12 @@ async def load(
         return (await clients[0].get(f"/api/tickets/{ticket_id}")).status_code == 200
 
     # Orders' replica of the last ticket must exist before buying it: wait for the event hop.
-    deadline = time.monotonic() + 30
-    while not await orderable(ticket_ids[-1]):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the last ticket never became visible")
-        await asyncio.sleep(0.1)
+    await wait_until(
+        lambda: orderable(ticket_ids[-1]),
+        timeout=30,
+        interval=0.1,
+        message="the last ticket never became visible",
+    )
     await asyncio.sleep(1.0)  # let the replica catch up behind it
 
     pids = service_pids(system)
