@@ -4,7 +4,7 @@ from decimal import Decimal
 from typing import Any
 
 from bson import ObjectId
-from common.events import OrderCreated, TicketPriceRef
+from common.events import OrderCancelled, OrderCreated, OrderUpdated, TicketPriceRef, TicketRef
 from common.types import utc_now
 from gittix_testing import TestBus
 
@@ -22,6 +22,14 @@ def order_created(
         user_id=user_id,
         expires_at=utc_now(),
         ticket=TicketPriceRef(id=str(ObjectId()), price=Decimal(price)),
+    )
+
+
+def expired_while_paying(order: Any) -> tuple[OrderUpdated, OrderCancelled]:
+    """What orders publishes when the expiry wins over the charge's outcome."""
+    return (
+        OrderUpdated(id=order.id, version=1, status="awaiting_payment"),
+        OrderCancelled(id=order.id, version=2, ticket=TicketRef(id=order.ticket.id)),
     )
 
 

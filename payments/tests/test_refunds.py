@@ -8,18 +8,16 @@ import httpx
 import pytest
 import stripe
 from aiohttp import ClientSession, web
-from common.events import ChargeCreated, ChargeUpdated, OrderCancelled, OrderUpdated, TicketRef
+from common.events import ChargeCreated, ChargeUpdated
 from fastapi import FastAPI
 from gittix_testing import TestBus, free_port, http_client, running, wait_until
-from payment_events import BUYER_EMAIL, BUYER_ID, order_created, publish_and_settle
-
-
-def expired_while_paying(order: Any) -> tuple[OrderUpdated, OrderCancelled]:
-    """What orders publishes when the expiry wins over the charge's outcome."""
-    return (
-        OrderUpdated(id=order.id, version=1, status="awaiting_payment"),
-        OrderCancelled(id=order.id, version=2, ticket=TicketRef(id=order.ticket.id)),
-    )
+from payment_events import (
+    BUYER_EMAIL,
+    BUYER_ID,
+    expired_while_paying,
+    order_created,
+    publish_and_settle,
+)
 
 
 async def test_a_cancellation_arriving_after_the_charge_refunds_it(

@@ -10,10 +10,10 @@ import httpx
 import pytest
 import stripe
 from aiohttp import web
-from common.events import ChargeCreated, ChargeUpdated, OrderCancelled, OrderUpdated, TicketRef
+from common.events import ChargeCreated, ChargeUpdated
 from conftest import WEBHOOK_SECRET
 from gittix_testing import TestBus, free_port
-from payment_events import BUYER_EMAIL, BUYER_ID, publish_and_settle
+from payment_events import BUYER_EMAIL, BUYER_ID, expired_while_paying, publish_and_settle
 from payments.service import AUTHENTICATION_FAILED
 from stripe_events import WEBHOOK_PATH
 
@@ -35,13 +35,6 @@ async def authenticate(localstripe: str, answer: dict[str, Any], *, success: boo
             json={"key": "pk_test_gittix", "client_secret": answer["clientSecret"]},
         )
     assert response.status_code == 200, response.text
-
-
-def expired(order: Any) -> tuple[OrderUpdated, OrderCancelled]:
-    return (
-        OrderUpdated(id=order.id, version=1, status="awaiting_payment"),
-        OrderCancelled(id=order.id, version=2, ticket=TicketRef(id=order.ticket.id)),
-    )
 
 
 async def test_a_card_asking_for_3ds_answers_202_and_the_order_waits(
@@ -116,7 +109,7 @@ async def test_an_abandoned_challenge_is_cancelled_at_stripe_when_the_order_expi
 ) -> None:
     challenge = (await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)).json()
 
-    await publish_and_settle(bus, *expired(order))
+    await publish_and_settle(bus, *expired_while_paying(order))
 
     failed = await bus.wait_for(ChargeUpdated, id=challenge["id"])
     assert failed.status == "failed"
@@ -136,7 +129,7 @@ async def test_3ds_passed_after_the_order_expired_is_refunded(
     # The buyer passes the challenge just as the order expires, before any webhook arrives.
     await authenticate(localstripe, challenge, success=True)
 
-    await publish_and_settle(bus, *expired(order))
+    await publish_and_settle(bus, *expired_while_paying(order))
 
     completed = await bus.wait_for(ChargeUpdated, id=challenge["id"], version=1)
     refunded = await bus.wait_for(ChargeUpdated, id=challenge["id"], version=2)
