@@ -54,6 +54,24 @@ def _permitted(name: HostName) -> bool:
     return name.value == PERMITTED_DNS or name.value.endswith("." + PERMITTED_DNS)
 
 
+def _write(
+    certificate: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey,
+    cert_path: Path,
+    key_path: Path,
+) -> None:
+    """The key (readable by its owner only) and the certificate, both PEM."""
+    write_private(
+        key_path,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+
 def _create_ca(cert_path: Path, key_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     try:
@@ -103,15 +121,7 @@ def _create_ca(cert_path: Path, key_path: Path) -> None:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    write_private(
-        key_path,
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    _write(certificate, key, cert_path, key_path)
 
 
 def ensure_ca(data_dir: Path) -> tuple[Path, Path]:
@@ -211,15 +221,7 @@ def server_certificate(data_dir: Path, hosts: list[str], name: str) -> tuple[Pat
         )
         .sign(ca_key, hashes.SHA256())
     )
-    write_private(
-        key_path,
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    _write(certificate, key, cert_path, key_path)
     return cert_path, key_path
 
 
