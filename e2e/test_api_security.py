@@ -223,6 +223,7 @@ MATRIX: tuple[Route, ...] = (
     Route("POST", "/api/users/signout", 200, 200, 200),
     Route("GET", "/api/tickets", 200, 200, 200),
     Route("POST", "/api/tickets", 401, 201, 201, {"title": "Matrix", "price": 12.5}),
+    Route("GET", "/api/tickets/mine", 401, 200, 200),
     Route("GET", "/api/tickets/{ticket}", 200, 200, 200),
     Route("PUT", "/api/tickets/{ticket}", 401, 403, 200, {"title": "Mine now", "price": 1.5}),
     Route("GET", "/api/orders", 401, 200, 200),

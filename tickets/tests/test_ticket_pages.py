@@ -65,7 +65,7 @@ async def test_the_default_page_is_20_and_the_last_page_has_no_link(
         ("limit=101", "limit"),
         ("limit=ten", "limit"),
         ("cursor=not-a-cursor", "cursor"),
-        ("cursor=WyJ4IiwgInkiXQ", "cursor"),  # base64 of ["x", "y"]: not a position
+        ("cursor=1764288000000-" + "g" * 24, "cursor"),  # the shape, but not an id
     ],
 )
 async def test_a_bad_limit_or_cursor_is_400_naming_it(
