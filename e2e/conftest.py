@@ -16,15 +16,20 @@ Use the `system` fixture (one system per test module; see devserver.harness.Runn
     system.service_url("orders")
     system.log("orders")  # what that process printed; every log is under system.data_dir/logs
 
+The `stream` fixture is the system's event stream, recorded from its beginning (a TestBus:
+`await stream.wait_for(OrderCreated, id=...)`).
+
 Without SYSTEM_SERVICES, services whose app module does not exist yet are skipped, as `make up`
 skips them (`system.services` lists those running). When a test fails, the tail of every
 process's output is attached to its report.
 """
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import nats
 import pytest
 from devserver.harness import RunningSystem, running_system
+from gittix_testing.bus import EventRecorder, TestBus, subscribe_recorder
 
 LOG_TAIL_LINES = 60
 # Every browser and client of a test comes from 127.0.0.1, one client address to auth: its
@@ -45,6 +50,18 @@ def system(
         data_dir, env=env, services=frozenset(only) if only is not None else None
     ) as running:
         yield running
+
+
+@pytest.fixture
+async def stream(system: RunningSystem) -> AsyncIterator[TestBus]:
+    """The running system's event stream, watched from its beginning (nothing is reset)."""
+    nc = await nats.connect(system.nats_url)
+    js = nc.jetstream()
+    recorder = EventRecorder()
+    subscription = await subscribe_recorder(js, recorder)
+    yield TestBus(url=system.nats_url, nc=nc, js=js, recorder=recorder)
+    await subscription.unsubscribe()
+    await nc.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import nats
 import pytest
 from common.auth import SESSION_COOKIE
 from common.events import (
@@ -36,7 +35,7 @@ from common.events import (
 from common.messaging import STREAM_NAME
 from common.shutdown import SHUTTING_DOWN_MESSAGE
 from devserver.harness import RunningSystem, running_system
-from gittix_testing.bus import EventRecorder, TestBus, subscribe_recorder
+from gittix_testing.bus import TestBus
 from gittix_testing.waiting import wait_until
 from nats.js.api import DeliverPolicy
 
@@ -77,18 +76,6 @@ def system(
     }
     with running_system(tmp_path_factory.mktemp("system"), env=env) as running:
         yield running
-
-
-@pytest.fixture
-async def stream(system: RunningSystem) -> AsyncIterator[TestBus]:
-    """The system's event stream, watched from its beginning."""
-    nc = await nats.connect(system.nats_url)
-    js = nc.jetstream()
-    recorder = EventRecorder()
-    subscription = await subscribe_recorder(js, recorder)
-    yield TestBus(url=system.nats_url, nc=nc, js=js, recorder=recorder)
-    await subscription.unsubscribe()
-    await nc.close()
 
 
 @dataclass

@@ -10,18 +10,15 @@ test watches the system's own stream for that event (and for the listener to be 
 import asyncio
 import io
 import uuid
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from typing import Any
 
 import httpx
-import nats
-import pytest
 from common.dlq import run
 from common.events import OrderCancelled, OrderCreated, TicketCreated, TicketUpdated
 from devserver.harness import RunningSystem
-from gittix_testing.bus import EventRecorder, TestBus, subscribe_recorder
+from gittix_testing.bus import TestBus
 from gittix_testing.waiting import wait_until
 
 SYSTEM_SERVICES = {"auth", "tickets", "orders"}
@@ -29,18 +26,6 @@ PASSWORD = "correct horse battery"
 EVENTUAL = 30.0
 CONCURRENT_BUYERS = 30
 ALREADY_RESERVED = {"errors": [{"message": "Ticket is already reserved"}]}
-
-
-@pytest.fixture
-async def stream(system: RunningSystem) -> AsyncIterator[TestBus]:
-    """The running system's event stream, watched from its beginning (nothing is reset)."""
-    nc = await nats.connect(system.nats_url)
-    js = nc.jetstream()
-    recorder = EventRecorder()
-    subscription = await subscribe_recorder(js, recorder)
-    yield TestBus(url=system.nats_url, nc=nc, js=js, recorder=recorder)
-    await subscription.unsubscribe()
-    await nc.close()
 
 
 async def heard(stream: TestBus, event: type[Any], *, service: str, **match: Any) -> Any:
