@@ -1,5 +1,7 @@
 /** Same-origin calls to the GitTix APIs at /api/*: JSON in, JSON out, failures as ApiError. */
 
+import { purchaseTraceparent } from "./purchase-trace.js";
+
 export class ApiError extends Error {
   /** @param {number} status HTTP status (0: the request never got an answer) */
   constructor(status, errors) {
@@ -22,7 +24,7 @@ let refreshing = null;
 export function refreshSession() {
   refreshing ??= fetch(REFRESH_PATH, {
     method: "POST",
-    headers: { Accept: "application/json", "Content-Type": "application/json" },
+    headers: traced({ Accept: "application/json", "Content-Type": "application/json" }),
     body: "{}",
     credentials: "same-origin",
     cache: "no-store",
@@ -67,12 +69,18 @@ async function request(method, path, body) {
   return { data, response };
 }
 
+/** `headers`, plus the purchase's trace context while a purchase is in progress. */
+function traced(headers) {
+  const traceparent = purchaseTraceparent();
+  return traceparent ? { ...headers, traceparent } : headers;
+}
+
 async function send(method, path, body) {
   // no-store: a page reached with Back must not show a cached answer (Chromium serves history
   // navigations' requests from the HTTP cache when it can).
   const init = {
     method,
-    headers: { Accept: "application/json" },
+    headers: traced({ Accept: "application/json" }),
     credentials: "same-origin",
     cache: "no-store",
   };

@@ -6,6 +6,7 @@ import { clearPageErrors, h, onPageShow, setStatus, showPageErrors, sleep } from
 import { busy, clearErrors, showErrors } from "../forms.js";
 import { formatMoney, isOpen, statusLabel } from "../format.js";
 import { completeChallenge, paymentMethod } from "../payment-method.js";
+import { endPurchase } from "../purchase-trace.js";
 import { requireUser } from "../session.js";
 
 const orderId = document.getElementById("order").dataset.orderId;
@@ -40,6 +41,8 @@ const OUTCOMES = {
 };
 
 function render(order) {
+  // Completed or cancelled: the purchase's trace ends here.
+  if (!isOpen(order)) endPurchase();
   setStatus("");
   details.hidden = false;
   document.getElementById("order-ticket").replaceChildren(
@@ -137,6 +140,7 @@ async function init() {
   try {
     order = await fetchOrder();
   } catch (error) {
+    endPurchase();
     details.hidden = true;
     if (error.status === 404) setStatus("This order does not exist.");
     else if (error.status === 403) setStatus("This order belongs to someone else.");

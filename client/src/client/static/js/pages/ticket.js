@@ -4,6 +4,7 @@ import { api, errorsOf } from "../api.js";
 import { clearPageErrors, h, onPageShow, setStatus, setTitle, showPageErrors, sleep } from "../dom.js";
 import { busy } from "../forms.js";
 import { formatMoney } from "../format.js";
+import { continuePurchaseAt, endPurchase, startPurchase } from "../purchase-trace.js";
 import { loadSession } from "../session.js";
 
 const section = document.getElementById("ticket");
@@ -31,10 +32,13 @@ function purchaseButton() {
   button.addEventListener("click", async () => {
     clearPageErrors();
     busy(button, true);
+    startPurchase();
     try {
       const order = await createOrder();
+      continuePurchaseAt(`/orders/${order.id}`);
       window.location.assign(`/orders/${order.id}`);
     } catch (error) {
+      endPurchase();
       showPageErrors(errorsOf(error));
       busy(button, false);
       if (error.status === 400) init(); // most likely reserved meanwhile: show that
