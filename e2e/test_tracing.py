@@ -4,9 +4,12 @@ The system runs as `make up` runs it, every service and the entry point (Caddy's
 handler) exporting its spans over OTLP/HTTP to a receiver in this test
 (devserver.trace_receiver, decoding with opentelemetry-proto). The buyer's root span is recorded
 by the SDK's in-memory exporter here; every request carries its `traceparent`, as a browser with
-OpenTelemetry would.
+OpenTelemetry would. The services' databases are on gittix_testing.mongo_server, which PyMongo
+talks to over the wire protocol (the embedded store of `make up` sends no MongoDB commands), so
+the PyMongo instrumentation's spans are in the trace too.
 """
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from devserver.harness import RunningSystem, running_system
 from devserver.trace import TRACING_ENV, buyer_account, purchase, seller_ticket
 from devserver.trace_receiver import ReceivedSpan, TraceReceiver, receiving, render
 from gittix_testing import wait_until
+from gittix_testing.processes import ManagedProcess, free_port
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -34,12 +38,19 @@ def receiver() -> Iterator[TraceReceiver]:
 def traced_system(
     receiver: TraceReceiver, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningSystem]:
+    port = free_port()
+    store = ManagedProcess(
+        "mongo",
+        [sys.executable, "-m", "gittix_testing.mongo_server", "--port", str(port)],
+        port=port,
+    )
     env = {
         **TRACING_ENV,
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
         "ORDER_EXPIRATION_SECONDS": str(EXPIRATION_SECONDS),
+        "MONGO_URL": f"mongodb://127.0.0.1:{port}/",
     }
-    with running_system(Path(tmp_path_factory.mktemp("traced")), env=env) as system:
+    with store, running_system(Path(tmp_path_factory.mktemp("traced")), env=env) as system:
         yield system
 
 
@@ -61,6 +72,21 @@ def named(spans: list[ReceivedSpan], service: str, name: str) -> list[ReceivedSp
 
 def parent_of(spans: list[ReceivedSpan], span: ReceivedSpan) -> ReceivedSpan | None:
     return next((s for s in spans if s.span_id == span.parent_id), None)
+
+
+def database_calls_under(spans: list[ReceivedSpan], service: str) -> list[ReceivedSpan]:
+    """`service`'s MongoDB commands (PyMongo instrumentation's client spans) whose parent is one
+    of its requests or its handling of an event."""
+    return [
+        s
+        for s in spans
+        if s.service == service
+        and s.kind == "client"
+        and s.attributes.get("db.system") == "mongodb"
+        and (parent := parent_of(spans, s)) is not None
+        and parent.service == service
+        and parent.kind in {"server", "consumer"}
+    ]
 
 
 def hop_arrived(spans: list[ReceivedSpan], subject: str, listener: str) -> bool:
@@ -113,8 +139,10 @@ async def test_a_purchase_is_one_trace_across_all_five_services(
         spans = receiver.spans(bought.trace_id)
         # Caddy exports on its own schedule: its spans are the requests' parents.
         requests = [s for s in spans if s.kind == "server" and s.service != "entry-point"]
-        return all(hop_arrived(spans, subject, to) for subject, _, to in hops) and all(
-            parent_of(spans, request) is not None for request in requests
+        return (
+            all(hop_arrived(spans, subject, to) for subject, _, to in hops)
+            and all(parent_of(spans, request) is not None for request in requests)
+            and all(database_calls_under(spans, service) for service in FIVE)
         )
 
     await wait_until(every_hop_arrived, timeout=30, message="the purchase's trace never completed")
@@ -138,6 +166,16 @@ async def test_a_purchase_is_one_trace_across_all_five_services(
     assert created.trace_id == bought.trace_id
     for subject, publisher, listener in hops:
         assert_hop(spans, subject, publisher, listener)
+    # Each service's requests and handlers reach its own database, each command a span: the
+    # order is written inside POST /api/orders.
+    for service in FIVE:
+        calls = database_calls_under(spans, service)
+        assert calls, f"{service} has no MongoDB span under a request or handler:\n{render(spans)}"
+        assert {call.attributes.get("db.name") for call in calls} == {service}, render(spans)
+    assert any(
+        parent_of(spans, call) == requests["orders"] and call.name.endswith(".insert")
+        for call in database_calls_under(spans, "orders")
+    ), render(spans)
     # Nothing in the purchase failed.
     assert not [s for s in spans if s.error], render(spans)
 
