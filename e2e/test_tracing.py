@@ -6,16 +6,19 @@ handler) exporting its spans over OTLP/HTTP to a receiver in this test
 by the SDK's in-memory exporter here; every request carries its `traceparent`, as a browser with
 OpenTelemetry would. The services' databases are on gittix_testing.mongo_server, which PyMongo
 talks to over the wire protocol (the embedded store of `make up` sends no MongoDB commands), so
-the PyMongo instrumentation's spans are in the trace too.
+the PyMongo instrumentation's spans are in the trace too. Last, a purchase made in Chromium on the
+web client's pages is one trace, started by the client itself.
 """
 
+import asyncio
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from devserver.harness import RunningSystem, running_system
-from devserver.trace import TRACING_ENV, buyer_account, purchase, seller_ticket
+from devserver.trace import PASSWORD, TRACING_ENV, buyer_account, purchase, seller_ticket
 from devserver.trace_receiver import ReceivedSpan, TraceReceiver, receiving, render
 from gittix_testing import wait_until
 from gittix_testing.processes import ManagedProcess, free_port
@@ -23,8 +26,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Tracer
+from playwright.sync_api import Request, expect, sync_playwright
+from test_browser import CHROMIUM, CHROMIUM_ARGS, entry_point_spki
 
 EXPIRATION_SECONDS = 6
+TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-01")
 FIVE = {"auth", "tickets", "orders", "expiration", "payments"}
 
 
@@ -213,3 +219,69 @@ async def test_an_expiry_continues_the_trace_of_the_order_that_armed_it(
     assert parent_of(spans, published) == expired
     assert_hop(spans, "ticketing.order.expired.v1", "expiration", "orders")
     assert_hop(spans, "ticketing.order.cancelled.v1", "orders", "tickets")
+
+
+def test_a_purchase_in_the_browser_is_one_trace(
+    traced_system: RunningSystem, receiver: TraceReceiver
+) -> None:
+    """The web client starts the trace when Purchase is pressed: the order and the payment
+    made on the pages are one trace, each request's entry-point span a child of the span id
+    the browser sent."""
+    ticket_id = asyncio.run(seller_ticket(traced_system, title="Jazz evening"))
+    email = asyncio.run(buyer_account(traced_system))
+    sent: list[tuple[str, str | None]] = []  # API path, traceparent
+
+    def record(request: Request) -> None:
+        path = request.url.removeprefix(traced_system.url)
+        if path.startswith("/api/"):
+            sent.append((path, request.headers.get("traceparent")))
+
+    spki = entry_point_spki(traced_system.url, traced_system.ca_cert)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={spki}"],
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(20_000)
+            page.on("request", record)
+            page.goto(f"{traced_system.url}/signin")
+            page.get_by_label("Email").fill(email)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("navigation", name="Main")).to_contain_text(email)
+            page.goto(f"{traced_system.url}/tickets/{ticket_id}")
+            page.get_by_role("button", name="Purchase").click()
+            page.get_by_role("button", name="Pay $45.50").click()
+            expect(page.get_by_text("Order completed.")).to_be_visible(timeout=20_000)
+        finally:
+            browser.close()
+
+    traced = [(path, TRACEPARENT.fullmatch(tp or "")) for path, tp in sent]
+    assert ("/api/users/signin", None) in traced  # before the purchase: outside its trace
+    in_purchase = [match for _, match in traced if match]
+    assert {path for path, match in traced if match} >= {"/api/orders", "/api/payments"}
+    (trace_id,) = {match.group(1) for match in in_purchase}
+    browser_span_ids = {match.group(2) for match in in_purchase}
+
+    def the_purchase_arrived() -> bool:
+        spans = receiver.spans(trace_id)
+        requests = [s for s in spans if s.kind == "server" and s.service != "entry-point"]
+        return (
+            {"POST /api/orders", "POST /api/payments"} <= {s.name for s in requests}
+            and all(parent_of(spans, request) is not None for request in requests)
+            and hop_arrived(spans, "ticketing.charge.created.v1", "orders")
+        )
+
+    asyncio.run(
+        wait_until(
+            the_purchase_arrived, timeout=30, message="the browser's purchase was not one trace"
+        )
+    )
+    spans = receiver.spans(trace_id)
+    assert {"orders", "payments", "entry-point"} <= {s.service for s in spans}, render(spans)
+    entries = [s for s in spans if s.service == "entry-point"]
+    assert {s.name for s in entries} >= {"entry /api/orders", "entry /api/payments"}
+    assert {s.parent_id for s in entries} <= browser_span_ids, render(spans)
+    assert_hop(spans, "ticketing.charge.created.v1", "payments", "orders")
