@@ -1,20 +1,14 @@
 """In Chromium, on the real pages: a purchase started with "Purchase" sends one W3C trace context
 (`traceparent`, one trace id) on every API call until the order ends, and none outside it."""
 
-import asyncio
-import json
 import re
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
-from chromium import launch_chromium
-from client.app import create_app
-from client.settings import Settings
+from chromium import StandInSite, launch_chromium, page_on
 from playwright.sync_api import Browser, Page, Route, expect
 
 ORIGIN = "https://client.test"
@@ -25,13 +19,11 @@ TICKET = {"id": TICKET_ID, "title": "Concert", "price": 20, "userId": "64a000000
 TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-01")
 
 
-class Site:
+class Site(StandInSite):
     """The real client app's pages and a stand-in for the APIs that records every API call."""
 
     def __init__(self) -> None:
-        self.app = create_app(Settings(stripe_publishable_key=None))
-        # Playwright's sync API owns this thread's event loop: pages are rendered on another.
-        self.renderer = ThreadPoolExecutor(max_workers=1)
+        super().__init__(ORIGIN)
         self.order_status: str | None = None
         self.calls: list[tuple[str, str, str | None]] = []  # method, path, traceparent
 
@@ -48,9 +40,7 @@ class Site:
         request = route.request
         url = urlsplit(request.url)
         if not url.path.startswith("/api/"):
-            target = url.path + (f"?{url.query}" if url.query else "")
-            page = self.renderer.submit(asyncio.run, self._render(target)).result(timeout=10)
-            route.fulfill(status=page.status_code, headers=dict(page.headers), body=page.content)
+            self.serve_page(route, url)
             return
         self.calls.append((request.method, url.path, request.headers.get("traceparent")))
         call = (request.method, url.path)
@@ -74,15 +64,6 @@ class Site:
     def traceparents_since(self, index: int) -> list[str | None]:
         return [traceparent for _, _, traceparent in self.calls[index:]]
 
-    async def _render(self, target: str) -> httpx.Response:
-        transport = httpx.ASGITransport(app=self.app)
-        async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as client:
-            return await client.get(target)
-
-    @staticmethod
-    def _json(route: Route, body: Any, status: int = 200) -> None:
-        route.fulfill(status=status, content_type="application/json", body=json.dumps(body))
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
@@ -94,17 +75,13 @@ def browser() -> Iterator[Browser]:
 def site() -> Iterator[Site]:
     site = Site()
     yield site
-    site.renderer.shutdown()
+    site.close()
 
 
 @pytest.fixture
 def page(browser: Browser, site: Site) -> Iterator[Page]:
-    context = browser.new_context()
-    context.route("**/*", site.handle)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
+    with page_on(browser, site.handle) as page:
+        yield page
 
 
 def reserve(page: Page, site: Site) -> int:

@@ -1,18 +1,12 @@
 """In Chromium, against its own URL parser: ?next= only ever leads to a page of this site, and
 the sign-out page signs out only when its button is pressed."""
 
-import asyncio
-import json
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
-from chromium import launch_chromium
-from client.app import create_app
-from client.settings import Settings
+from chromium import StandInSite, launch_chromium, page_on
 from playwright.sync_api import Browser, Page, Route, expect
 
 ORIGIN = "https://client.test"
@@ -20,13 +14,11 @@ EMAIL = "sam@example.com"
 USER = {"id": "64a000000000000000000001", "email": EMAIL, "iat": 1, "exp": 2}
 
 
-class Site:
+class Site(StandInSite):
     """The real client app's pages, a stand-in for the APIs, and any other site on the web."""
 
     def __init__(self) -> None:
-        self.app = create_app(Settings(stripe_publishable_key=None))
-        # Playwright's sync API owns this thread's event loop: pages are rendered on another.
-        self.renderer = ThreadPoolExecutor(max_workers=1)
+        super().__init__(ORIGIN)
         self.user: dict[str, Any] | None = USER
         self.signouts: list[dict[str, str]] = []
         self.elsewhere: list[str] = []
@@ -46,18 +38,7 @@ class Site:
         elif url.path.startswith("/api/"):
             self._json(route, {"errors": [{"message": "Not found"}]}, status=404)
         else:
-            target = url.path + (f"?{url.query}" if url.query else "")
-            page = self.renderer.submit(asyncio.run, self._render(target)).result(timeout=10)
-            route.fulfill(status=page.status_code, headers=dict(page.headers), body=page.content)
-
-    async def _render(self, target: str) -> httpx.Response:
-        transport = httpx.ASGITransport(app=self.app)
-        async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as client:
-            return await client.get(target)
-
-    @staticmethod
-    def _json(route: Route, body: Any, status: int = 200) -> None:
-        route.fulfill(status=status, content_type="application/json", body=json.dumps(body))
+            self.serve_page(route, url)
 
 
 @pytest.fixture(scope="module")
@@ -70,28 +51,23 @@ def browser() -> Iterator[Browser]:
 def site() -> Iterator[Site]:
     site = Site()
     yield site
-    site.renderer.shutdown()
+    site.close()
 
 
 @pytest.fixture
 def page(browser: Browser, site: Site) -> Iterator[Page]:
-    context = browser.new_context()
-    context.route("**/*", site.handle)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
+    with page_on(browser, site.handle) as page:
+        yield page
 
 
 @pytest.fixture(scope="module")
 def blank_page(browser: Browser) -> Iterator[Page]:
     """One page of this site, for calling dom.js directly."""
-    context = browser.new_context()
-    context.route("**/*", Site().handle)
-    page = context.new_page()
-    page.goto(f"{ORIGIN}/not-a-page")
-    yield page
-    context.close()
+    site = Site()
+    with page_on(browser, site.handle) as page:
+        page.goto(f"{ORIGIN}/not-a-page")
+        yield page
+    site.close()
 
 
 def next_path(page: Page, search: str) -> str:
