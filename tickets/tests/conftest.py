@@ -9,7 +9,14 @@ from typing import Any
 import httpx
 import pytest
 from bson import ObjectId
-from common.events import OrderCancelled, OrderCreated, TicketPriceRef, TicketRef
+from common.events import (
+    OrderCancelled,
+    OrderCreated,
+    OrderStatus,
+    OrderUpdated,
+    TicketPriceRef,
+    TicketRef,
+)
 from common.types import utc_now
 from fastapi import FastAPI
 from tickets.app import create_app
@@ -72,6 +79,12 @@ def _order_cancelled(ticket_id: str, order_id: str, version: int = 1) -> OrderCa
     return OrderCancelled(id=order_id, version=version, ticket=TicketRef(id=ticket_id))
 
 
+def _order_updated(
+    order_id: str, status: OrderStatus = "completed", version: int = 2
+) -> OrderUpdated:
+    return OrderUpdated(id=order_id, version=version, status=status)
+
+
 @pytest.fixture
 def order_created() -> Callable[..., OrderCreated]:
     """order_created(ticket_id, order_id=None): an OrderCreated as orders would publish it."""
@@ -82,3 +95,10 @@ def order_created() -> Callable[..., OrderCreated]:
 def order_cancelled() -> Callable[..., OrderCancelled]:
     """order_cancelled(ticket_id, order_id, version=1): an OrderCancelled as orders publishes it."""
     return _order_cancelled
+
+
+@pytest.fixture
+def order_updated() -> Callable[..., OrderUpdated]:
+    """order_updated(order_id, status="completed", version=2): an OrderUpdated as orders
+    publishes it (version 2 is completed after awaiting_payment)."""
+    return _order_updated

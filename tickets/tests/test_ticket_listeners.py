@@ -1,4 +1,5 @@
-"""Orders reserving and releasing tickets through events: in order, out of order, twice, unknown."""
+"""Orders reserving, releasing and buying tickets through events: in order, out of order, twice,
+unknown."""
 
 import logging
 from collections.abc import Awaitable, Callable
@@ -210,3 +211,122 @@ async def test_order_created_for_an_unknown_ticket_waits_and_is_reported_never_d
     assert info.num_ack_pending + info.num_pending == 1  # still there, still retried
     assert await bus.dead_letters() == []
     assert bus.published(TicketUpdated) == []
+
+
+# --- a paid order sells its ticket ---------------------------------------------------------------
+
+UPDATED_DURABLE = "tickets-order-updated-v1"
+
+
+async def state_for_seller(client: httpx.AsyncClient, seller: Headers, ticket_id: str) -> str:
+    mine = (await client.get("/api/tickets/mine", headers=seller)).json()
+    return str(next(ticket["state"] for ticket in mine if ticket["id"] == ticket_id))
+
+
+async def test_a_paid_order_sells_its_ticket_which_can_no_longer_be_edited(
+    client: httpx.AsyncClient,
+    sell: Sell,
+    seller: Headers,
+    bus: TestBus,
+    order_created: Callable[..., Any],
+    order_updated: Callable[..., Any],
+) -> None:
+    ticket = await sell()
+    order = order_created(ticket["id"])
+    await bus.publish(order)
+    await bus.wait_for(TicketUpdated, id=ticket["id"], version=1)
+
+    await bus.publish(order_updated(order.id, "awaiting_payment", version=1))
+    await bus.wait_consumer_idle(UPDATED_DURABLE)
+    assert await state_for_seller(client, seller, ticket["id"]) == "reserved"
+    await bus.publish(order_updated(order.id, "completed", version=2))
+    await bus.wait_consumer_idle(UPDATED_DURABLE)
+
+    assert await state_for_seller(client, seller, ticket["id"]) == "sold"
+    # Nothing TicketUpdated carries has changed: no new version, nothing announced.
+    assert await show(client, ticket["id"]) == {**ticket, "orderId": order.id, "version": 1}
+    assert len(bus.published(TicketUpdated, id=ticket["id"])) == 1
+    edited = await client.put(
+        f"/api/tickets/{ticket['id']}", json={"title": "Resold", "price": 99}, headers=seller
+    )
+    assert edited.status_code == 400
+
+
+async def test_a_redelivered_completion_changes_nothing(
+    client: httpx.AsyncClient,
+    sell: Sell,
+    seller: Headers,
+    bus: TestBus,
+    order_created: Callable[..., Any],
+    order_updated: Callable[..., Any],
+) -> None:
+    ticket = await sell()
+    order = order_created(ticket["id"])
+    await bus.publish(order)
+    await bus.publish(order_updated(order.id))
+    await bus.wait_for(TicketUpdated, id=ticket["id"], version=1)
+    await bus.wait_consumer_idle(UPDATED_DURABLE)
+    sold = (await client.get("/api/tickets/mine", headers=seller)).json()
+
+    # The same event again under a new message id, as a relay publishing twice would send it.
+    await bus.publish(order_updated(order.id))
+    await bus.wait_consumer_idle(UPDATED_DURABLE)
+
+    assert (await client.get("/api/tickets/mine", headers=seller)).json() == sold
+    assert [t["state"] for t in sold] == ["sold"]
+    assert len(bus.published(TicketUpdated, id=ticket["id"])) == 1
+
+
+async def test_a_completion_before_its_reservation_waits_for_it_and_is_not_lost(
+    quick_waits: None,
+    client: httpx.AsyncClient,
+    sell: Sell,
+    seller: Headers,
+    bus: TestBus,
+    order_created: Callable[..., Any],
+    order_cancelled: Callable[..., Any],
+    order_updated: Callable[..., Any],
+) -> None:
+    ticket = await sell()
+    first, second = order_created(ticket["id"]), order_created(ticket["id"])
+    await bus.publish(first)
+    await bus.wait_for(TicketUpdated, id=ticket["id"], version=1)
+
+    # The second order was paid for before tickets heard of it, and while the ticket is still
+    # held by the first one: the first order's ticket must not be marked sold.
+    await bus.publish(order_updated(second.id))
+    await bus.publish(second)
+    await bus.wait_redelivered(UPDATED_DURABLE)
+    assert await state_for_seller(client, seller, ticket["id"]) == "reserved"
+    assert (await show(client, ticket["id"]))["orderId"] == first.id
+
+    await bus.publish(order_cancelled(ticket["id"], first.id))
+    await bus.wait_for(TicketUpdated, id=ticket["id"], version=3, order_id=second.id)
+    await bus.wait_consumer_idle(UPDATED_DURABLE)
+
+    assert await state_for_seller(client, seller, ticket["id"]) == "sold"
+    assert await bus.dead_letters() == []
+
+
+async def test_a_sold_ticket_stays_sold_when_another_order_is_cancelled(
+    client: httpx.AsyncClient,
+    sell: Sell,
+    seller: Headers,
+    bus: TestBus,
+    order_created: Callable[..., Any],
+    order_cancelled: Callable[..., Any],
+    order_updated: Callable[..., Any],
+) -> None:
+    ticket = await sell()
+    order = order_created(ticket["id"])
+    await bus.publish(order)
+    await bus.publish(order_updated(order.id))
+    await bus.wait_for(TicketUpdated, id=ticket["id"], version=1)
+    await bus.wait_consumer_idle(UPDATED_DURABLE)
+
+    await bus.publish(order_cancelled(ticket["id"], str(ObjectId())))
+    await bus.wait_consumer_idle(CANCELLED_DURABLE)
+
+    assert await state_for_seller(client, seller, ticket["id"]) == "sold"
+    assert await show(client, ticket["id"]) == {**ticket, "orderId": order.id, "version": 1}
+    assert len(bus.published(TicketUpdated, id=ticket["id"])) == 1

@@ -79,27 +79,39 @@ async def test_a_bad_limit_or_cursor_is_400_naming_it(
     assert field in [error.get("field") for error in errors]
 
 
-async def test_my_tickets_keeps_reserved_ones_with_their_state(
+async def test_my_tickets_keeps_reserved_and_sold_ones_with_their_state(
     client: httpx.AsyncClient,
     sell: Sell,
     seller: dict[str, str],
     stranger: dict[str, str],
     bus: TestBus,
     order_created: Callable[..., Any],
+    order_updated: Callable[..., Any],
 ) -> None:
-    mine = [await sell(title=f"Mine {n}") for n in range(3)]
+    mine = [await sell(title=f"Mine {n}") for n in range(4)]
     await client.post("/api/tickets", json={"title": "Theirs", "price": 5}, headers=stranger)
-    await bus.publish(order_created(mine[1]["id"]))
+    reserving, buying = order_created(mine[1]["id"]), order_created(mine[2]["id"])
+    await bus.publish(reserving)
+    await bus.publish(buying)
+    await bus.publish(order_updated(buying.id, "completed"))
     await bus.wait_for(TicketUpdated, id=mine[1]["id"])
+    await bus.wait_for(TicketUpdated, id=mine[2]["id"])
+    await bus.wait_consumer_idle("tickets-order-updated-v1")
 
     pages = await every_page(client, "/api/tickets/mine?limit=2", headers=seller)
 
     shown = [(ticket["title"], ticket["state"]) for page in pages for ticket in page]
-    assert shown == [("Mine 2", "for sale"), ("Mine 1", "reserved"), ("Mine 0", "for sale")]
+    assert shown == [
+        ("Mine 3", "for sale"),
+        ("Mine 2", "sold"),
+        ("Mine 1", "reserved"),
+        ("Mine 0", "for sale"),
+    ]
+    assert [len(page) for page in pages] == [2, 2]
     for_sale = [
         ticket["title"] for page in await every_page(client, "/api/tickets") for ticket in page
     ]
-    assert "Mine 1" not in for_sale and "Theirs" in for_sale
+    assert "Mine 1" not in for_sale and "Mine 2" not in for_sale and "Theirs" in for_sale
 
 
 async def test_my_tickets_needs_a_signed_in_user(client: httpx.AsyncClient) -> None:

@@ -3,11 +3,13 @@
 from common.contract import ServiceContract
 from common.events import TicketCreated, TicketUpdated
 
-from tickets.listeners import OrderCancelledListener, OrderCreatedListener
+from tickets.listeners import OrderCancelledListener, OrderCreatedListener, OrderUpdatedListener
 
 CONTRACT = ServiceContract(
     name="tickets",
-    description="Tickets for sale; the orderId marks a ticket reserved or sold.",
+    description=(
+        "Tickets for sale; the orderId marks a ticket reserved or sold (its order completed)."
+    ),
     publishes=(TicketCreated, TicketUpdated),
-    listeners=(OrderCreatedListener, OrderCancelledListener),
+    listeners=(OrderCreatedListener, OrderCancelledListener, OrderUpdatedListener),
 )

@@ -30,6 +30,8 @@ class TicketDocument(TypedDict):
     # Orders cancelled before their OrderCreated was applied here: a late OrderCreated of one
     # of them must not lock the ticket again.
     released_order_ids: NotRequired[list[str]]
+    # The order holding it was paid for: the ticket never changes again. Absent means not sold.
+    sold: NotRequired[bool]
     # Events written but not yet published (common.outbox); reads leave it out.
     outbox: NotRequired[list[Document]]
 
@@ -105,8 +107,8 @@ class TicketOut(CamelModel):
         )
 
 
-# "reserved": an order holds it, being paid for or paid (tickets does not hear which).
-TicketState = Literal["for sale", "reserved"]
+# "reserved": an order holds it, not paid for yet; "sold": that order was paid for.
+TicketState = Literal["for sale", "reserved", "sold"]
 
 
 class OwnTicketOut(TicketOut):
@@ -117,4 +119,9 @@ class OwnTicketOut(TicketOut):
     @classmethod
     def from_own_document(cls, ticket: TicketDocument) -> "OwnTicketOut":
         shown = TicketOut.from_document(ticket).model_dump()
-        return cls(**shown, state="for sale" if ticket["order_id"] is None else "reserved")
+        state: TicketState = "reserved"
+        if ticket.get("sold", False):
+            state = "sold"
+        elif ticket["order_id"] is None:
+            state = "for sale"
+        return cls(**shown, state=state)

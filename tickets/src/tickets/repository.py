@@ -20,7 +20,7 @@ TICKETS = "tickets"
 
 
 async def create_indexes(db: Database) -> None:
-    # The listing: unreserved tickets, newest first.
+    # The listing: unreserved tickets, newest first; also finds the ticket an order holds.
     await db[TICKETS].create_index([("order_id", 1), ("created_at", -1), ("_id", -1)])
     await db[TICKETS].create_index([("user_id", 1), ("created_at", -1), ("_id", -1)])
 
@@ -65,10 +65,17 @@ async def save_ticket_change(
     """Write `changes` on top of the version `ticket` was read at, as version + 1, with `event`
     pending in the same write. `unless_released`: only if that order is not noted as released;
     `note_released`: note that order as released in the same write (neither is a new version).
+    Never on a sold ticket.
 
     None when someone changed the ticket in between: the caller re-reads and decides again.
     """
-    condition: Document = {"_id": ticket["_id"], "version": ticket["version"]}
+    # Marking a ticket sold is not a new version (mark_sold), so the version alone would not
+    # stop a change read before it.
+    condition: Document = {
+        "_id": ticket["_id"],
+        "version": ticket["version"],
+        "sold": {"$ne": True},
+    }
     if unless_released is not None:
         condition["released_order_ids"] = {"$ne": unless_released}
     update: Document = {"$set": {**changes, "version": ticket["version"] + 1}}
@@ -95,6 +102,25 @@ async def remember_released_order(db: Database, *, ticket_id: ObjectId, order_id
     result = await db[TICKETS].update_one(
         {"_id": ticket_id, "order_id": {"$ne": order_id}},
         {"$addToSet": {"released_order_ids": order_id}},
+    )
+    return bool(result.matched_count)
+
+
+async def find_ticket_held_by(db: Database, *, order_id: str) -> TicketDocument | None:
+    """The ticket `order_id` holds, if its reservation has been applied here."""
+    return cast(
+        TicketDocument | None, await db[TICKETS].find_one({"order_id": order_id}, {"outbox": 0})
+    )
+
+
+async def mark_sold(db: Database, *, ticket_id: ObjectId, order_id: str) -> bool:
+    """Mark the ticket sold to the order holding it. Not a new version and no event: nothing
+    TicketUpdated carries changes (the ticket keeps its orderId).
+
+    False when `order_id` no longer holds the ticket (the caller re-reads).
+    """
+    result = await db[TICKETS].update_one(
+        {"_id": ticket_id, "order_id": order_id}, {"$set": {"sold": True}}
     )
     return bool(result.matched_count)
 

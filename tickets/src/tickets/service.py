@@ -1,5 +1,5 @@
-"""tickets' business rules: who may edit a ticket and when, how orders reserve and release one
-(whatever order their events arrive in), and the event each change announces. Routes and
+"""tickets' business rules: who may edit a ticket and when, how orders reserve, release and buy
+one (whatever order their events arrive in), and the event each change announces. Routes and
 listeners both call these; none of them knows HTTP or the bus.
 """
 
@@ -166,6 +166,9 @@ async def release_for_order(
         ticket = await repository.find_ticket(db, ticket_id=parsed_id)
         if ticket is None:
             return Pending(f"ticket {ticket_id} is unknown")
+        if ticket.get("sold", False) and ticket["order_id"] == order_id:
+            # Orders never cancels a completed order; the sale stands whatever this says.
+            return None
         if ticket["order_id"] != order_id:
             # Already released, or its OrderCreated has not arrived yet: remember the order
             # so that OrderCreated, if it comes, does not lock the ticket again.
@@ -173,4 +176,20 @@ async def release_for_order(
                 return None
             continue  # the order took the ticket meanwhile: release it
         if await release_ticket(db, outbox, ticket, order_id=order_id) is not None:
+            return None
+
+
+async def sell_to_order(db: Database, *, order_id: str) -> Pending | None:
+    """A paid (completed) order's ticket is sold: it stays reserved by that order for good and
+    is shown as sold to its seller. Nothing to do when already marked; Pending while no ticket
+    is held by the order (its OrderCreated, or the previous holder's OrderCancelled, is still
+    on its way). Announces nothing: TicketUpdated's fields, orderId included, do not change."""
+    while True:
+        ticket = await repository.find_ticket_held_by(db, order_id=order_id)
+        if ticket is None:
+            # A completed order is never cancelled, so its reservation is still to come.
+            return Pending(f"no ticket is held by order {order_id} yet")
+        if ticket.get("sold", False):
+            return None
+        if await repository.mark_sold(db, ticket_id=ticket["_id"], order_id=order_id):
             return None
