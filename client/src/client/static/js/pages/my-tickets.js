@@ -1,5 +1,5 @@
 /** "My tickets": every ticket the signed-in person put up, newest first, a page at a time, with
- * its state; one still for sale has a link to edit it. */
+ * its state (for sale, reserved, sold); one still for sale has a link to edit it. */
 
 import { errorsOf } from "../api.js";
 import { clearPageErrors, h, onPageShow, setStatus, showPageErrors } from "../dom.js";
@@ -10,7 +10,8 @@ import { requireUser } from "../session.js";
 const list = document.getElementById("my-ticket-list");
 const more = document.getElementById("load-more");
 
-const STATE_LABELS = { "for sale": "For sale", reserved: "Reserved or sold" };
+// "reserved": a buyer's order holds it, not paid for yet; "sold": that order was paid for.
+const STATE_LABELS = { "for sale": "For sale", reserved: "Reserved", sold: "Sold" };
 
 function ticketItem(ticket) {
   const forSale = ticket.state === "for sale";
@@ -19,7 +20,7 @@ function ticketItem(ticket) {
     { class: "card" },
     h("a", { class: "card-title", href: `/tickets/${ticket.id}` }, ticket.title),
     h("span", { class: "price" }, formatMoney(ticket.price)),
-    h("span", { class: `badge ticket-${forSale ? "for-sale" : "reserved"}` }, STATE_LABELS[ticket.state] ?? ticket.state),
+    h("span", { class: `badge ticket-${ticket.state.replace(" ", "-")}` }, STATE_LABELS[ticket.state] ?? ticket.state),
     // A reserved or sold ticket can no longer be edited.
     forSale
       ? h(
