@@ -32,6 +32,7 @@ TicketForSale = Callable[..., Awaitable[TicketCreated]]
 PlaceOrder = Callable[..., Awaitable[dict[str, Any]]]
 Settle = Callable[..., Awaitable[None]]
 Headers = dict[str, str]
+Order = dict[str, Any]
 
 
 async def order_ticket(
@@ -42,6 +43,19 @@ async def order_ticket(
 
 async def show(client: httpx.AsyncClient, headers: Headers, order_id: str) -> dict[str, Any]:
     return (await client.get(f"/api/orders/{order_id}", headers=headers)).json()
+
+
+async def status_and_version(
+    client: httpx.AsyncClient, headers: Headers, order_id: str
+) -> tuple[str, int]:
+    shown = await show(client, headers, order_id)
+    return shown["status"], shown["version"]
+
+
+@pytest.fixture
+async def order(ticket_for_sale: TicketForSale, place_order: PlaceOrder) -> Order:
+    """The buyer's order for a ticket on sale, as the API shows it (created, version 0)."""
+    return await place_order((await ticket_for_sale()).id)
 
 
 # --- the tickets replica -------------------------------------------------------------------------
@@ -242,31 +256,27 @@ async def test_an_expired_order_is_cancelled_and_announced(
     client: httpx.AsyncClient,
     buyer: Headers,
     other_buyer: Headers,
-    ticket_for_sale: TicketForSale,
-    place_order: PlaceOrder,
+    order: Order,
     bus: TestBus,
     events: Any,
 ) -> None:
-    ticket = await ticket_for_sale()
-    order = await place_order(ticket.id)
+    ticket_id = order["ticket"]["id"]
 
     await bus.publish(events.order_expired(order["id"]))
 
     event = await bus.wait_for(OrderCancelled, id=order["id"])
-    assert (event.version, event.ticket.id) == (1, ticket.id)
+    assert (event.version, event.ticket.id) == (1, ticket_id)
     assert (await show(client, buyer, order["id"]))["status"] == "cancelled"
-    assert (await order_ticket(client, other_buyer, ticket.id)).status_code == 201
+    assert (await order_ticket(client, other_buyer, ticket_id)).status_code == 201
 
 
 async def test_expiry_of_an_order_awaiting_payment_cancels_it(
     client: httpx.AsyncClient,
     buyer: Headers,
-    ticket_for_sale: TicketForSale,
-    place_order: PlaceOrder,
+    order: Order,
     bus: TestBus,
     events: Any,
 ) -> None:
-    order = await place_order((await ticket_for_sale()).id)
     await bus.publish(events.charge_created(order["id"]))
     await bus.wait_for(OrderUpdated, id=order["id"])
 
@@ -279,35 +289,29 @@ async def test_expiry_of_an_order_awaiting_payment_cancels_it(
 async def test_expiry_of_a_completed_order_changes_nothing(
     client: httpx.AsyncClient,
     buyer: Headers,
-    ticket_for_sale: TicketForSale,
-    place_order: PlaceOrder,
+    order: Order,
     bus: TestBus,
     events: Any,
     settle: Settle,
 ) -> None:
-    order = await place_order((await ticket_for_sale()).id)
     await bus.publish(events.charge_updated(order["id"], "completed"))
     await bus.wait_for(OrderUpdated, id=order["id"], status="completed")
 
     await bus.publish(events.order_expired(order["id"]))
     await settle(OrderExpired)
 
-    shown = await show(client, buyer, order["id"])
-    assert (shown["status"], shown["version"]) == ("completed", 1)
+    assert await status_and_version(client, buyer, order["id"]) == ("completed", 1)
     assert bus.published(OrderCancelled) == []
 
 
 async def test_a_repeated_expiry_is_announced_once(
     client: httpx.AsyncClient,
     buyer: Headers,
-    ticket_for_sale: TicketForSale,
-    place_order: PlaceOrder,
+    order: Order,
     bus: TestBus,
     events: Any,
     settle: Settle,
 ) -> None:
-    order = await place_order((await ticket_for_sale()).id)
-
     await bus.publish(events.order_expired(order["id"]))
     await bus.publish(events.order_expired(order["id"]))
     await settle(OrderExpired)
@@ -339,13 +343,10 @@ async def test_expiry_of_an_unknown_order_is_dropped_with_a_log_line(
 async def test_a_paid_order_moves_through_awaiting_payment_to_completed(
     client: httpx.AsyncClient,
     buyer: Headers,
-    ticket_for_sale: TicketForSale,
-    place_order: PlaceOrder,
+    order: Order,
     bus: TestBus,
     events: Any,
 ) -> None:
-    order = await place_order((await ticket_for_sale()).id)
-
     await bus.publish(events.charge_created(order["id"]))
     awaiting = await bus.wait_for(OrderUpdated, id=order["id"], version=1)
     assert (await show(client, buyer, order["id"]))["status"] == "awaiting_payment"
@@ -353,8 +354,7 @@ async def test_a_paid_order_moves_through_awaiting_payment_to_completed(
     completed = await bus.wait_for(OrderUpdated, id=order["id"], version=2)
 
     assert (awaiting.status, completed.status) == ("awaiting_payment", "completed")
-    shown = await show(client, buyer, order["id"])
-    assert (shown["status"], shown["version"]) == ("completed", 2)
+    assert await status_and_version(client, buyer, order["id"]) == ("completed", 2)
     await bus.wait_for(OrderCreated, id=order["id"])
     versions = [event.version for event in bus.published(OrderCreated)] + [
         event.version for event in bus.published(OrderUpdated)
@@ -365,34 +365,28 @@ async def test_a_paid_order_moves_through_awaiting_payment_to_completed(
 async def test_a_completed_charge_before_its_charge_created_still_completes_the_order(
     client: httpx.AsyncClient,
     buyer: Headers,
-    ticket_for_sale: TicketForSale,
-    place_order: PlaceOrder,
+    order: Order,
     bus: TestBus,
     events: Any,
     settle: Settle,
 ) -> None:
-    order = await place_order((await ticket_for_sale()).id)
-
     await bus.publish(events.charge_updated(order["id"], "completed"))
     await bus.wait_for(OrderUpdated, id=order["id"], status="completed")
     await bus.publish(events.charge_created(order["id"]))
     await settle(ChargeCreated)
 
-    shown = await show(client, buyer, order["id"])
-    assert (shown["status"], shown["version"]) == ("completed", 1)
+    assert await status_and_version(client, buyer, order["id"]) == ("completed", 1)
     assert len(bus.published(OrderUpdated)) == 1
 
 
 async def test_duplicate_charge_events_change_nothing(
     client: httpx.AsyncClient,
     buyer: Headers,
-    ticket_for_sale: TicketForSale,
-    place_order: PlaceOrder,
+    order: Order,
     bus: TestBus,
     events: Any,
     settle: Settle,
 ) -> None:
-    order = await place_order((await ticket_for_sale()).id)
     created = events.charge_created(order["id"])
     completed = events.charge_updated(order["id"], "completed", charge_id=created.id)
 
@@ -401,8 +395,7 @@ async def test_duplicate_charge_events_change_nothing(
     await settle(ChargeCreated)
     await settle(ChargeUpdated)
 
-    shown = await show(client, buyer, order["id"])
-    assert (shown["status"], shown["version"]) == ("completed", 2)
+    assert await status_and_version(client, buyer, order["id"]) == ("completed", 2)
     assert len(bus.published(OrderUpdated)) == 2
 
 
@@ -410,13 +403,11 @@ async def test_a_failed_charge_cancels_the_order(
     client: httpx.AsyncClient,
     buyer: Headers,
     other_buyer: Headers,
-    ticket_for_sale: TicketForSale,
-    place_order: PlaceOrder,
+    order: Order,
     bus: TestBus,
     events: Any,
 ) -> None:
-    ticket = await ticket_for_sale()
-    order = await place_order(ticket.id)
+    ticket_id = order["ticket"]["id"]
     await bus.publish(events.charge_created(order["id"]))
 
     await bus.publish(events.charge_updated(order["id"], "failed"))
@@ -424,19 +415,17 @@ async def test_a_failed_charge_cancels_the_order(
     cancelled = await bus.wait_for(OrderCancelled, id=order["id"])
     assert cancelled.version == 2
     assert (await show(client, buyer, order["id"]))["status"] == "cancelled"
-    assert (await order_ticket(client, other_buyer, ticket.id)).status_code == 201
+    assert (await order_ticket(client, other_buyer, ticket_id)).status_code == 201
 
 
 async def test_a_failed_charge_never_cancels_a_completed_order(
     client: httpx.AsyncClient,
     buyer: Headers,
-    ticket_for_sale: TicketForSale,
-    place_order: PlaceOrder,
+    order: Order,
     bus: TestBus,
     events: Any,
     settle: Settle,
 ) -> None:
-    order = await place_order((await ticket_for_sale()).id)
     await bus.publish(events.charge_updated(order["id"], "completed"))
     await bus.wait_for(OrderUpdated, id=order["id"], status="completed")
 
@@ -450,13 +439,11 @@ async def test_a_failed_charge_never_cancels_a_completed_order(
 async def test_charges_for_a_cancelled_order_change_nothing(
     client: httpx.AsyncClient,
     buyer: Headers,
-    ticket_for_sale: TicketForSale,
-    place_order: PlaceOrder,
+    order: Order,
     bus: TestBus,
     events: Any,
     settle: Settle,
 ) -> None:
-    order = await place_order((await ticket_for_sale()).id)
     assert (await client.delete(f"/api/orders/{order['id']}", headers=buyer)).status_code == 204
 
     # The buyer paid in the same instant: payments refunds it; the order stays cancelled.
@@ -471,27 +458,22 @@ async def test_charges_for_a_cancelled_order_change_nothing(
     await settle(ChargeCreated)
     await settle(ChargeUpdated)
 
-    shown = await show(client, buyer, order["id"])
-    assert (shown["status"], shown["version"]) == ("cancelled", 1)
+    assert await status_and_version(client, buyer, order["id"]) == ("cancelled", 1)
     assert bus.published(OrderUpdated) == []
 
 
 async def test_a_refund_changes_nothing_on_an_open_order(
     client: httpx.AsyncClient,
     buyer: Headers,
-    ticket_for_sale: TicketForSale,
-    place_order: PlaceOrder,
+    order: Order,
     bus: TestBus,
     events: Any,
     settle: Settle,
 ) -> None:
-    order = await place_order((await ticket_for_sale()).id)
-
     await bus.publish(events.charge_updated(order["id"], "completed", refund_id="re_1"))
     await settle(ChargeUpdated)
 
-    shown = await show(client, buyer, order["id"])
-    assert (shown["status"], shown["version"]) == ("created", 0)
+    assert await status_and_version(client, buyer, order["id"]) == ("created", 0)
 
 
 async def test_charge_events_for_an_unknown_order_are_dropped(
@@ -513,13 +495,11 @@ async def test_charge_events_for_an_unknown_order_are_dropped(
 async def test_charge_updated_v2_with_a_dispute_is_handled_as_v1(
     client: httpx.AsyncClient,
     buyer: Headers,
-    ticket_for_sale: TicketForSale,
-    place_order: PlaceOrder,
+    order: Order,
     bus: TestBus,
     events: Any,
     settle: Settle,
 ) -> None:
-    order = await place_order((await ticket_for_sale()).id)
     created = events.charge_created(order["id"])
     await bus.publish(created)
     v1 = events.charge_updated(order["id"], "completed", charge_id=created.id)
