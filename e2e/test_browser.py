@@ -259,7 +259,7 @@ def test_a_seller_lists_a_ticket_and_a_second_person_buys_and_pays_for_it(
     # It stays in the seller's own list, marked, without its Edit link.
     seller.nav.get_by_role("link", name="My tickets").click()
     sold = seller.page.get_by_role("list", name="Your tickets").get_by_role("listitem")
-    expect(sold.filter(has_text=title)).to_contain_text("Reserved or sold")
+    expect(sold.filter(has_text=title)).to_contain_text("Sold")
     expect(sold.filter(has_text=title).get_by_role("link", name="Edit")).to_have_count(0)
     seller.page.goto(order_url)
     expect(seller.page.get_by_text("This order belongs to someone else.")).to_be_visible()
