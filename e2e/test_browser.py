@@ -4,7 +4,8 @@ People are driven as they would act: fields found by their labels, buttons and l
 names, through `make up`'s HTTPS entry point. Chromium trusts the entry point's certificate
 because it verifies against the development CA first (see `entry_point_spki`), not because
 certificate errors are ignored. With GITTIX_SCREENSHOTS=1 (`make screenshots`) the main pages
-are saved under docs/screenshots/.
+are saved under docs/screenshots/, with manifest.json recording what each shows
+(devserver.screenshots; tests/test_screenshots.py fails when a page changed since).
 """
 
 import base64
@@ -23,6 +24,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from devserver.harness import RunningSystem
+from devserver.screenshots import normalised, record, rendered_html, screen_of
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -97,9 +99,22 @@ def browser(system: RunningSystem) -> Iterator[Browser]:
 
 
 def screenshot(page: Page, name: str) -> None:
+    """Saves the picture and records what it shows (docs/screenshots/manifest.json), which
+    tests/test_screenshots.py checks against the pages as they are now."""
     if SCREENSHOTS:
+        # The manifest hashes the page SCREENS names for this picture: it must be this one.
+        assert screen_of(page.url) == name, f"{name}.png would be taken on {page.url}"
+        # Fetched by the page itself, so through the browser's own trust in the entry point.
+        served = page.evaluate(
+            "async () => (await fetch(location.href, {cache: 'no-store'})).text()"
+        )
+        # What the manifest hashes is the client's page as make up serves it, ids normalised.
+        assert normalised(served) == rendered_html(name), (
+            f"{page.url} as served differs from its in-process rendering (devserver.screenshots)"
+        )
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=SCREENSHOT_DIR / f"{name}.png")
+        record(SCREENSHOT_DIR, name)
 
 
 # -- a person using the site -----------------------------------------------------------------
