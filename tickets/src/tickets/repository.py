@@ -1,7 +1,9 @@
 """tickets' storage: tickets with their pending events, changed only on top of the version read.
 
 Prices are stored as integer cents. Every change bumps `version` by exactly one and appends the
-event announcing it to the ticket's outbox in the same single-document write.
+event announcing it to the ticket's outbox in the same single-document write. Two notes are not
+changes of what TicketUpdated carries, so neither a version nor an event: an order released
+before its reservation arrived, and the ticket sold to the order holding it.
 """
 
 from typing import cast
