@@ -23,6 +23,7 @@ def consistent() -> dict[str, Any]:
             "price_cents": 1000,
             "user_id": "s1",
             "order_id": "o1",
+            "sold": True,
             "version": 1,
             "outbox_pending": 0,
         },
@@ -32,6 +33,7 @@ def consistent() -> dict[str, Any]:
             "price_cents": 2000,
             "user_id": "s1",
             "order_id": "o3",
+            "sold": None,
             "version": 3,
             "outbox_pending": 0,
         },
@@ -180,6 +182,16 @@ def test_a_ticket_not_held_by_its_active_order_is_reported() -> None:
     find(state, "orders", "tickets", "t2")["order_id"] = None
     assert details(state) == [
         "reservations: ticket t2: held by None in tickets, by 'o3' in orders (its active order)"
+    ]
+
+
+def test_a_ticket_sold_unless_its_order_is_completed_is_reported() -> None:
+    state = consistent()
+    find(state, "tickets", "tickets", "t1")["sold"] = None
+    find(state, "tickets", "tickets", "t2")["sold"] = True
+    assert details(state) == [
+        "sales: ticket t1: not sold in tickets, its order 'o1' completed in orders",
+        "sales: ticket t2: sold in tickets, its order 'o3' not completed in orders",
     ]
 
 

@@ -13,7 +13,8 @@ Then it compares, and prints one line per difference:
 - orders' tickets replica = tickets (title, price, seller, holder, version), both ways;
 - payments' orders replica = orders (status, buyer, ticket, amount, version), both ways;
 - payments' users replica = auth's users (email digest, version), both ways;
-- tickets' reservations = the active orders (which order holds each ticket);
+- tickets' reservations = the active orders (which order holds each ticket), and a ticket is
+  sold exactly when that order is completed;
 - expiration's timers = open orders (each open order has a pending timer, no finished one has);
 - charges = orders (a completed order has exactly one completed charge; a completed charge
   belongs to a completed order or was refunded; no attempt or owed refund left unresolved);
@@ -239,6 +240,19 @@ def compare(state: SystemState) -> Report:
                     f"ticket {key}",
                     f"held by {ticket.get('order_id')!r} in tickets, "
                     f"by {expected!r} in orders (its active order)",
+                )
+            )
+        sold = bool(ticket.get("sold"))
+        paid = expected is not None and orders[expected].get("status") == "completed"
+        if len(holders) <= 1 and sold != paid:
+            differences.append(
+                Difference(
+                    "sales",
+                    f"ticket {key}",
+                    ("sold" if sold else "not sold")
+                    + f" in tickets, its order {expected!r} "
+                    + ("completed" if paid else "not completed")
+                    + " in orders",
                 )
             )
     double_sales = [

@@ -128,6 +128,7 @@ async def mark_sold(db: Database, *, ticket_id: ObjectId, order_id: str) -> bool
 
 
 async def snapshot(db: Database) -> Snapshot:
-    """What `make verify` compares: every ticket, the order holding it, its version."""
-    fields = ("title", "price_cents", "user_id", "order_id", "version")
+    """What `make verify` compares: every ticket, the order holding it, whether it is sold, its
+    version."""
+    fields = ("title", "price_cents", "user_id", "order_id", "sold", "version")
     return {TICKETS: await read_collection(db, TICKETS, fields, count_outbox=True)}
