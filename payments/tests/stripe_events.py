@@ -69,6 +69,13 @@ def intent_data(
     }
 
 
+def intent_succeeded(intent_id: str, *, charge_id: str | None = None) -> dict[str, Any]:
+    """payment_intent.succeeded for that PaymentIntent (a new event id each time)."""
+    return stripe_event(
+        "payment_intent.succeeded", intent_data(intent_id, "succeeded", charge_id=charge_id)
+    )
+
+
 def refunded_charge_data(intent_id: str, refund_id: str) -> dict[str, Any]:
     return {
         "id": "ch_" + secrets.token_hex(8),

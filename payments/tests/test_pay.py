@@ -13,14 +13,8 @@ from common.events import ChargeCreated, ChargeUpdated, OrderCancelled, OrderUpd
 from fastapi import FastAPI
 from gittix_testing import TestBus, free_port, http_client, running
 from payment_events import BUYER_EMAIL, BUYER_ID, order_created, publish_and_settle
+from payment_requests import pay
 from payments.service import ALREADY_PAID, UNAVAILABLE
-
-
-async def pay(
-    client: httpx.AsyncClient, cookies: dict[str, str], order_id: str, token: str = "pm_card_visa"
-) -> httpx.Response:
-    client.cookies = cookies
-    return await client.post("/api/payments", json={"orderId": order_id, "token": token})
 
 
 async def test_paying_charges_the_price_and_publishes_the_charge(

@@ -5,6 +5,7 @@ from typing import Any
 
 import httpx
 from payment_events import BUYER_EMAIL, BUYER_ID
+from payment_requests import pay
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -25,9 +26,7 @@ async def test_a_payment_counts_one_succeeded_charge_and_no_other_outcome(
     session_cookie: Callable[..., dict[str, str]],
 ) -> None:
     before = await charges(client)
-    client.cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
-
-    paid = await client.post("/api/payments", json={"orderId": order.id, "token": "pm_card_visa"})
+    paid = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
 
     assert paid.status_code == 201
     after = await charges(client)

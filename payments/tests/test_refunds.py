@@ -18,6 +18,7 @@ from payment_events import (
     order_created,
     publish_and_settle,
 )
+from payment_requests import pay
 
 
 async def test_a_cancellation_arriving_after_the_charge_refunds_it(
@@ -27,8 +28,7 @@ async def test_a_cancellation_arriving_after_the_charge_refunds_it(
     session_cookie: Callable[..., dict[str, str]],
     stripe_client: stripe.StripeClient,
 ) -> None:
-    client.cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
-    paid = await client.post("/api/payments", json={"orderId": order.id, "token": "pm_card_visa"})
+    paid = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
     assert paid.status_code == 201
 
     await publish_and_settle(bus, *expired_while_paying(order))
@@ -100,10 +100,8 @@ async def test_buyer_pays_in_the_instant_the_order_expires_and_is_refunded(
     async with running(app_factory(database=database, stripe_api_base=stripe_base)) as app:
         await publish_and_settle(bus, created)
         async with http_client(app) as client:
-            client.cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
-            paying = asyncio.create_task(
-                client.post("/api/payments", json={"orderId": created.id, "token": "pm_card_visa"})
-            )
+            cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
+            paying = asyncio.create_task(pay(client, cookies, created.id))
             # The card is being charged at Stripe ...
             await wait_until(held.arrived.wait, timeout=10, message="no charge reached Stripe")
             await publish_and_settle(bus, *expired_while_paying(created))  # ... as it expires
@@ -132,10 +130,7 @@ async def test_an_attempt_stripe_never_saw_is_not_made_for_a_cancelled_order(
     async with running(app_factory(database=database, stripe_api_base=unreachable_stripe)) as app:
         await publish_and_settle(bus, created)
         async with http_client(app) as client:
-            client.cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
-            response = await client.post(
-                "/api/payments", json={"orderId": created.id, "token": "pm_card_visa"}
-            )
+            response = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), created.id)
     assert response.status_code == 503
 
     # Stripe is back and the order expires: the lost attempt never reached Stripe, so it is

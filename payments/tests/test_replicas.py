@@ -16,11 +16,8 @@ from common.events import (
 from fastapi import FastAPI
 from gittix_testing import TestBus
 from payment_events import BUYER_ID, order_created, publish_and_settle
+from payment_requests import pay
 from payments.service import ReplicaOutcome, _versioned_outcome
-
-
-async def pay(client: httpx.AsyncClient, order_id: str) -> httpx.Response:
-    return await client.post("/api/payments", json={"orderId": order_id, "token": "pm_card_visa"})
 
 
 async def test_a_cancellation_arriving_before_its_order_applies_once_the_order_is_there(
@@ -32,9 +29,8 @@ async def test_a_cancellation_arriving_before_its_order_applies_once_the_order_i
     )
     await publish_and_settle(bus, created)
     await bus.wait_consumer_idle("payments-order-cancelled-v1")
-    client.cookies = session_cookie(BUYER_ID)
 
-    response = await pay(client, created.id)
+    response = await pay(client, session_cookie(BUYER_ID), created.id)
 
     assert response.json() == {"errors": [{"message": "Cannot pay for a cancelled order"}]}
 
@@ -50,9 +46,8 @@ async def test_duplicate_and_stale_order_events_change_nothing(
     await publish_and_settle(
         bus, OrderCancelled(id=created.id, version=2, ticket=TicketRef(id=created.ticket.id))
     )
-    client.cookies = session_cookie(BUYER_ID)
 
-    response = await pay(client, created.id)
+    response = await pay(client, session_cookie(BUYER_ID), created.id)
 
     assert response.json() == {"errors": [{"message": "Cannot pay for a cancelled order"}]}
 
@@ -70,9 +65,8 @@ async def test_the_receipt_goes_to_the_users_latest_email_whatever_order_events_
     await publish_and_settle(bus, UserCreated(id=BUYER_ID, email="old@example.com", version=0))
     await bus.wait_consumer_idle("payments-user-updated-v1")
     await publish_and_settle(bus, created)
-    client.cookies = session_cookie(BUYER_ID, "session@example.com")
 
-    response = await pay(client, created.id)
+    response = await pay(client, session_cookie(BUYER_ID, "session@example.com"), created.id)
 
     assert response.status_code == 201
     charge = await bus.wait_for(ChargeUpdated, id=response.json()["id"])

@@ -14,15 +14,9 @@ from common.events import ChargeCreated, ChargeUpdated
 from conftest import WEBHOOK_SECRET
 from gittix_testing import TestBus, free_port
 from payment_events import BUYER_EMAIL, BUYER_ID, expired_while_paying, publish_and_settle
+from payment_requests import CARD_3DS, pay, waiting_charge
 from payments.service import AUTHENTICATION_FAILED
 from stripe_events import WEBHOOK_PATH
-
-CARD_3DS = "pm_card_authenticationRequired"
-
-
-async def pay(client: httpx.AsyncClient, cookies: dict[str, str], order_id: str) -> httpx.Response:
-    client.cookies = cookies
-    return await client.post("/api/payments", json={"orderId": order_id, "token": CARD_3DS})
 
 
 async def authenticate(localstripe: str, answer: dict[str, Any], *, success: bool) -> None:
@@ -44,7 +38,7 @@ async def test_a_card_asking_for_3ds_answers_202_and_the_order_waits(
     session_cookie: Callable[..., dict[str, str]],
     stripe_client: stripe.StripeClient,
 ) -> None:
-    response = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    response = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id, CARD_3DS)
 
     assert response.status_code == 202
     body = response.json()
@@ -66,10 +60,10 @@ async def test_paying_again_after_passing_3ds_completes_the_same_charge(
     session_cookie: Callable[..., dict[str, str]],
 ) -> None:
     cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
-    challenge = (await pay(client, cookies, order.id)).json()
+    challenge = await waiting_charge(client, cookies, order.id)
 
     await authenticate(localstripe, challenge, success=True)
-    response = await pay(client, cookies, order.id)
+    response = await pay(client, cookies, order.id, CARD_3DS)
 
     assert response.status_code == 201
     assert response.json() == {"id": challenge["id"]}
@@ -87,10 +81,10 @@ async def test_failing_3ds_fails_the_charge_at_once_and_cancels_the_intent(
     stripe_client: stripe.StripeClient,
 ) -> None:
     cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
-    challenge = (await pay(client, cookies, order.id)).json()
+    challenge = await waiting_charge(client, cookies, order.id)
 
     await authenticate(localstripe, challenge, success=False)
-    response = await pay(client, cookies, order.id)
+    response = await pay(client, cookies, order.id, CARD_3DS)
 
     assert response.status_code == 402
     assert response.json() == {"errors": [{"message": AUTHENTICATION_FAILED}]}
@@ -107,7 +101,7 @@ async def test_an_abandoned_challenge_is_cancelled_at_stripe_when_the_order_expi
     session_cookie: Callable[..., dict[str, str]],
     stripe_client: stripe.StripeClient,
 ) -> None:
-    challenge = (await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)).json()
+    challenge = await waiting_charge(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
 
     await publish_and_settle(bus, *expired_while_paying(order))
 
@@ -125,7 +119,7 @@ async def test_3ds_passed_after_the_order_expired_is_refunded(
     session_cookie: Callable[..., dict[str, str]],
     stripe_client: stripe.StripeClient,
 ) -> None:
-    challenge = (await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)).json()
+    challenge = await waiting_charge(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
     # The buyer passes the challenge just as the order expires, before any webhook arrives.
     await authenticate(localstripe, challenge, success=True)
 
@@ -192,7 +186,7 @@ async def test_the_webhook_completes_a_3ds_payment_whose_tab_was_closed(
     session_cookie: Callable[..., dict[str, str]],
     webhooks_from_localstripe: WebhookRelay,
 ) -> None:
-    challenge = (await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)).json()
+    challenge = await waiting_charge(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
 
     # The buyer passes the challenge and closes the tab: nobody calls GitTix again.
     await authenticate(localstripe, challenge, success=True)

@@ -12,29 +12,19 @@ from common.events import ChargeCreated, ChargeDispute, ChargeUpdated, ChargeUpd
 from conftest import WEBHOOK_SECRET
 from gittix_testing import TestBus
 from payment_events import BUYER_EMAIL, BUYER_ID
+from payment_requests import pay, waiting_charge
 from payments.service import AUTHENTICATION_FAILED
 from stripe_events import (
     WEBHOOK_PATH,
     deliver,
     dispute_data,
     intent_data,
+    intent_succeeded,
     refunded_charge_data,
     stripe_event,
 )
 
 from payments import repository
-
-CARD_3DS = "pm_card_authenticationRequired"
-
-
-async def waiting_charge(
-    client: httpx.AsyncClient, cookies: dict[str, str], order_id: str
-) -> dict[str, Any]:
-    """A charge whose PaymentIntent waits for 3-D Secure: Stripe has it, no outcome yet."""
-    client.cookies = cookies
-    response = await client.post("/api/payments", json={"orderId": order_id, "token": CARD_3DS})
-    assert response.status_code == 202
-    return dict(response.json())
 
 
 async def test_an_event_without_a_valid_signature_is_400_and_changes_nothing(
@@ -44,9 +34,7 @@ async def test_an_event_without_a_valid_signature_is_400_and_changes_nothing(
     session_cookie: Callable[..., dict[str, str]],
 ) -> None:
     charge = await waiting_charge(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
-    event = stripe_event(
-        "payment_intent.succeeded", intent_data(charge["paymentIntentId"], "succeeded")
-    )
+    event = intent_succeeded(charge["paymentIntentId"])
     client.cookies = {}
 
     wrong_secret = await deliver(client, event, "whsec_someone_else")
@@ -85,16 +73,12 @@ async def test_succeeded_completes_a_payment_whose_post_never_returned_once(
 ) -> None:
     charge = await waiting_charge(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
     client.cookies = {}  # Stripe has no session
-    event = stripe_event(
-        "payment_intent.succeeded", intent_data(charge["paymentIntentId"], "succeeded")
-    )
+    event = intent_succeeded(charge["paymentIntentId"])
 
     first = await deliver(client, event, WEBHOOK_SECRET)
     redelivered = await deliver(client, event, WEBHOOK_SECRET)
     # Stripe may also send a second event about the same success.
-    another = stripe_event(
-        "payment_intent.succeeded", intent_data(charge["paymentIntentId"], "succeeded")
-    )
+    another = intent_succeeded(charge["paymentIntentId"])
     again = await deliver(client, another, WEBHOOK_SECRET)
 
     assert [first.status_code, redelivered.status_code, again.status_code] == [200, 200, 200]
@@ -121,10 +105,7 @@ async def test_succeeded_finds_a_charge_by_its_metadata_when_the_intent_id_was_n
     await db[repository.CHARGES].update_one(
         {"_id": ObjectId(charge["id"])}, {"$unset": {"intent_id": ""}}
     )
-    event = stripe_event(
-        "payment_intent.succeeded",
-        intent_data(charge["paymentIntentId"], "succeeded", charge_id=charge["id"]),
-    )
+    event = intent_succeeded(charge["paymentIntentId"], charge_id=charge["id"])
 
     assert (await deliver(client, event, WEBHOOK_SECRET)).status_code == 200
 
@@ -175,8 +156,7 @@ async def test_payment_failed_fails_the_charge_and_cancels_the_intent(
     stored = await repository.find_charge(app.state.runtime.db, charge_id=ObjectId(charge["id"]))
     assert stored is not None and stored.get("failure") == AUTHENTICATION_FAILED
     # The order is over for this buyer: paying again is refused.
-    client.cookies = cookies
-    again = await client.post("/api/payments", json={"orderId": order.id, "token": "pm_card_visa"})
+    again = await pay(client, cookies, order.id)
     assert again.json() == {"errors": [{"message": "Cannot pay for a cancelled order"}]}
 
 
@@ -204,7 +184,7 @@ async def test_refunded_before_succeeded_completes_then_records_the_refund(
     charge = await waiting_charge(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
     intent_id = charge["paymentIntentId"]
     refunded = stripe_event("charge.refunded", refunded_charge_data(intent_id, "re_outside"))
-    succeeded = stripe_event("payment_intent.succeeded", intent_data(intent_id, "succeeded"))
+    succeeded = intent_succeeded(intent_id)
 
     assert (await deliver(client, refunded, WEBHOOK_SECRET)).status_code == 200
     assert (await deliver(client, succeeded, WEBHOOK_SECRET)).status_code == 200
@@ -223,8 +203,7 @@ async def test_a_refund_made_outside_gittix_is_recorded_on_the_charge(
     session_cookie: Callable[..., dict[str, str]],
     stripe_client: stripe.StripeClient,
 ) -> None:
-    client.cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
-    paid = await client.post("/api/payments", json={"orderId": order.id, "token": "pm_card_visa"})
+    paid = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
     assert paid.status_code == 201
     completed = await bus.wait_for(ChargeUpdated, id=paid.json()["id"])
     assert completed.stripe_id is not None
@@ -247,8 +226,7 @@ async def test_a_dispute_shows_on_the_charge_and_an_older_state_never_overwrites
     order: Any,
     session_cookie: Callable[..., dict[str, str]],
 ) -> None:
-    client.cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
-    paid = await client.post("/api/payments", json={"orderId": order.id, "token": "pm_card_visa"})
+    paid = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
     charge_id = paid.json()["id"]
     completed = await bus.wait_for(ChargeUpdated, id=charge_id)
     assert completed.stripe_id is not None
