@@ -1,0 +1,243 @@
+"""Whole-stack CPU per placed order at a small and a large number of tickets (issue 12, item 3).
+
+The system runs as `make up` runs it (devserver.harness: every service, NATS, localstripe, the
+Caddy entry point; embedded store). A seller puts up tickets until the system holds each size
+(not measured); once orders' replica has them all and the system is idle, a buyer reserves
+--orders of them through the HTTPS entry point with `load.py` (its own process, --concurrency
+requests at once), and the run waits until every consumer on the stream has nothing pending
+and the stream takes no more events. The figure is the CPU time (user + system,
+/proc/<pid>/stat) of the whole process tree of the system over that window (the entry point,
+orders and every downstream listener, NATS included) divided by the orders placed; "over idle"
+subtracts what the same processes spend idling for as long (measured just before). The bus is
+watched from this process, so no service answers a poll during the window. For scale, the same
+tree's CPU per `GET /api/users/currentuser` through the entry point.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import nats
+from bench_tracing import PASSWORD, cpu_seconds, tree
+from common.messaging import STREAM_NAME
+from devserver.harness import RunningSystem, running_system
+
+BENCH_DIR = Path(__file__).resolve().parent
+GOAL_SMALL_MS = 4.0
+GOAL_RATIO = 1.3
+# Orders' own limits (5 unpaid orders, 10 attempts a minute per buyer) stay as `make up` has
+# them: the orders are spread over enough buyers.
+ORDERS_PER_BUYER = 5
+
+
+def system_pids(system: RunningSystem) -> list[int]:
+    return [p for pid in system.system.pids().values() for p in tree(pid)]
+
+
+def per_process_cpu(system: RunningSystem) -> dict[str, float]:
+    return {name: cpu_seconds(tree(pid)) for name, pid in system.system.pids().items()}
+
+
+async def settled(nats_url: str, timeout: float = 300.0) -> None:
+    """Until every consumer has nothing pending or unacknowledged and the stream has taken no
+    new event for a moment (a relay may still be about to publish the next hop's event)."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    deadline = time.monotonic() + timeout
+    last = -1
+    try:
+        while time.monotonic() < deadline:
+            stored = (await js.stream_info(STREAM_NAME)).state.last_seq
+            busy = sum(
+                info.num_pending + info.num_ack_pending
+                for info in await js.consumers_info(STREAM_NAME)
+            )
+            if busy == 0 and stored == last:
+                return
+            last = stored
+            await asyncio.sleep(0.3)
+    finally:
+        await nc.close()
+    raise TimeoutError("the system never settled")
+
+
+async def put_up(seller: httpx.AsyncClient, count: int, *, concurrency: int = 8) -> list[str]:
+    """`count` new tickets, a few requests at once (seeding: not measured)."""
+    ids: list[str] = []
+    queue = iter(range(count))
+
+    async def worker() -> None:
+        for number in queue:
+            created = await seller.post("/api/tickets", json={"title": f"S{number}", "price": 10})
+            assert created.status_code == 201, created.text
+            ids.append(created.json()["id"])
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return ids
+
+
+def run_load(
+    system: RunningSystem, path: str, *, requests: int, concurrency: int, **options: str
+) -> dict[str, float]:
+    command = [
+        sys.executable,
+        str(BENCH_DIR / "load.py"),
+        f"{system.base_url}{path}",
+        "--requests",
+        str(requests),
+        "--concurrency",
+        str(concurrency),
+        "--cafile",
+        str(system.ca_path),
+    ]
+    for name, value in options.items():
+        command += [f"--{name.replace('_', '-')}", value]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return dict(json.loads(done.stdout))
+
+
+async def idle_rate(system: RunningSystem, seconds: float) -> float:
+    """CPU seconds per second the system's processes spend doing nothing asked of them."""
+    pids = system_pids(system)
+    before = cpu_seconds(pids)
+    await asyncio.sleep(seconds)
+    return (cpu_seconds(pids) - before) / seconds
+
+
+async def sign_up(system: RunningSystem, role: str) -> httpx.AsyncClient:
+    http = system.client()
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+    signed_up = await http.post("/api/users/signup", json={"email": email, "password": PASSWORD})
+    assert signed_up.status_code == 201, signed_up.text
+    return http
+
+
+def write_lines(lines: list[dict[str, object]]) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as file:
+        file.writelines(json.dumps(line) + "\n" for line in lines)
+    return file.name
+
+
+async def measure(
+    system: RunningSystem, sizes: list[int], orders: int, concurrency: int, idle_seconds: float
+) -> list[dict[str, float]]:
+    results = []
+    seller = await sign_up(system, "seller")
+    held = 0
+    for size in sizes:
+        assert size - held >= orders, f"{size} tickets leave fewer than {orders} to order"
+        fresh = await put_up(seller, size - held)
+        held = size
+        buyers = [await sign_up(system, "buyer") for _ in range(-(-orders // ORDERS_PER_BUYER))]
+        await settled(system.nats_url)
+        # Request i goes with buyer i mod buyers: each places at most ORDERS_PER_BUYER.
+        cookies = [
+            {"Cookie": "; ".join(f"{c.name}={c.value}" for c in buyer.cookies.jar)}
+            for buyer in buyers
+        ]
+        bodies = write_lines([{"ticketId": ticket_id} for ticket_id in fresh[-orders:]])
+        headers = write_lines(cookies)  # type: ignore[arg-type]
+        idle = await idle_rate(system, idle_seconds)
+        pids = system_pids(system)
+        processes = per_process_cpu(system)
+        before, started = cpu_seconds(pids), time.monotonic()
+        placed = run_load(
+            system,
+            "/api/orders",
+            requests=orders,
+            concurrency=concurrency,
+            body_file=bodies,
+            headers_file=headers,
+            expect="201",
+        )
+        await settled(system.nats_url)
+        spent, elapsed = cpu_seconds(pids) - before, time.monotonic() - started
+        after = per_process_cpu(system)
+        assert placed["failures"] == 0, f"{placed['failures']} orders not placed"
+        # The reference request, on the same system right after.
+        before_get = cpu_seconds(pids)
+        got = run_load(
+            system,
+            "/api/users/currentuser",
+            requests=1000,
+            concurrency=concurrency,
+            headers_file=headers,
+        )
+        get_ms = (cpu_seconds(pids) - before_get) / got["requests"] * 1000
+        for name in (bodies, headers):
+            os.unlink(name)
+        for buyer in buyers:
+            await buyer.aclose()
+        results.append(
+            {
+                "size": size,
+                "ms": spent / orders * 1000,
+                "over_idle_ms": (spent - idle * elapsed) / orders * 1000,
+                "elapsed": elapsed,
+                "p50_ms": placed["p50_ms"],
+                "get_ms": get_ms,
+                "load": os.getloadavg()[0],
+                **{
+                    f"cpu {name}": (after[name] - processes[name]) / orders * 1000 for name in after
+                },
+            }
+        )
+        print(
+            f"  {size:>6} tickets: {results[-1]['ms']:.2f} ms CPU/order "
+            f"({results[-1]['over_idle_ms']:.2f} over idle), load {results[-1]['load']:.1f}",
+            flush=True,
+        )
+    await seller.aclose()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000", help="tickets in the system, ascending")
+    parser.add_argument("--orders", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--idle-seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory(prefix="bench-order-cpu-") as data:
+        with running_system(Path(data)) as system:
+            results = asyncio.run(
+                measure(system, sizes, args.orders, args.concurrency, args.idle_seconds)
+            )
+    print(
+        f"whole-stack CPU per placed order, {args.orders} orders at concurrency "
+        f"{args.concurrency} through the HTTPS entry point"
+    )
+    small = results[0]["ms"]
+    for result in results:
+        goal = f"≤ {GOAL_SMALL_MS:g} ms" if result is results[0] else f"≤ {GOAL_RATIO}x first"
+        print(
+            f"  {result['size']:>6} tickets: {result['ms']:6.2f} ms ({result['ms'] / small:.2f}x;"
+            f" goal {goal}), over idle {result['over_idle_ms']:.2f} ms, "
+            f"{result['elapsed']:.1f} s, order p50 {result['p50_ms']:.0f} ms, "
+            f"GET currentuser {result['get_ms']:.2f} ms, load {result['load']:.1f}"
+        )
+        print(
+            "           by process: "
+            + ", ".join(
+                f"{key.removeprefix('cpu ')} {value:.2f}"
+                for key, value in result.items()
+                if key.startswith("cpu ")
+            )
+        )
+    large = results[-1]["ms"]
+    met = small <= GOAL_SMALL_MS and large <= GOAL_RATIO * small
+    print(f"  goal {'met' if met else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
