@@ -1,30 +1,51 @@
 """The embedded store (`make up` without MONGO_URL, and the tests): mongomock, minus its scans.
 
 mongomock answers every query by testing every document of the collection, so a write found
-by `_id` costs O(documents), and a collection with a TTL index re-checks every document for
-expiry on each access. Two small changes make the lookups the services make cost O(1):
+by `_id` costs O(documents), a page of a list costs a filter and a sort of every document, and
+a collection with a TTL index re-checks every document for expiry on each access. Small changes
+make the queries the services make cost what they cost on MongoDB with its indexes:
 
 - a filter that names `_id` by plain equality (or `$eq`, or `$in`) reads those documents from
   the store's dict, then applies the whole filter to them as mongomock always does (so the
   answer is the same, only the candidates are fewer);
+- a cursor with a sort and a limit whose sort a declared index serves (the index's fields are
+  fields the filter names by plain equality, then the sort's fields) walks the documents in
+  that order and applies the whole filter to each, stopping once the page is full (see
+  `_Ordering`); `find_one` is a cursor with a limit of one;
 - a cursor with a limit copies only the documents it returns (mongomock copied, and made
   timezone-aware, every matching document before cutting the page);
 - expired documents are removed at most once per `TTL_MONITOR_SECONDS` per collection instead
   of on every access. MongoDB's own TTL monitor runs every 60 seconds, so nothing may rely on
   an expired document being gone sooner; the services never do.
 
-Everything else is mongomock's own code. `install()` patches mongomock's classes once; it is
-idempotent and called by `client()`.
+Answers are mongomock's own, in its order (ties in a sort keep the store's order), for every
+valid query; anything these paths do not handle goes to mongomock's code. An invalid filter
+still raises, but only once a document it is tested against reaches the invalid part (mongomock
+tests every document). `install()` patches mongomock's classes once; it is idempotent and called
+by `client()`. The store is used from one thread (each service's event loop; the wire-protocol
+test server's loop); the orderings change under mongomock's own store lock all the same.
 """
 
+import functools
+import heapq
 import itertools
 import time
-from collections.abc import Iterator, Mapping
+from bisect import bisect_left, insort
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
+
+from bson import ObjectId
 
 TTL_MONITOR_SECONDS = 1.0
 
 _installed = False
+
+# The bucket of documents whose equality fields hold something other than a plain scalar (an
+# array, a sub-document, a date...): they may match any value, so every walk reads them too.
+_ANY_VALUE = object()
+
+Element = tuple[tuple[Any, ...], int, Any]  # (sort key, position in the store, store key)
 
 
 def _id_candidates(filter: Any) -> list[Any] | None:
@@ -48,18 +69,305 @@ def _id_candidates(filter: Any) -> list[Any] | None:
     return [value]
 
 
+def _bucket_value(value: Any) -> Any:
+    """What a document's value is bucketed by: itself when mongomock matches it by Python
+    equality alone (so values it matches hash alike), else `_ANY_VALUE`. A missing field is
+    None: both match `{field: None}`."""
+    if value is None or isinstance(value, str | int | float | ObjectId):
+        return value
+    return _ANY_VALUE
+
+
+def _comparable(value: Any) -> tuple[int, Any] | None:
+    """`value` as mongomock's sort compares it (BSON type order, then the value), as a plain
+    tuple; None for what it does not order totally (NaN, aware dates, arrays, documents...)."""
+    if value is None:
+        return (5, 0)
+    if isinstance(value, bool):
+        return (40, value)
+    if isinstance(value, int | float):
+        return None if value != value else (10, value)
+    if isinstance(value, str):
+        return (15, value)
+    if isinstance(value, ObjectId):
+        return (35, value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return (45, value)
+    return None
+
+
+class _Descending:
+    """A sort key part in reverse order."""
+
+    __slots__ = ("part",)
+
+    def __init__(self, part: tuple[Any, ...]) -> None:
+        self.part = part
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Descending) and self.part == other.part
+
+    def __lt__(self, other: "_Descending") -> bool:
+        return other.part < self.part
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _Ordering:
+    """A collection's documents in one sort order, split by the values of some equality fields.
+
+    Each bucket is a sorted list of (sort key, position in the store, store key): the position
+    breaks ties as mongomock's stable sort of the store's documents does. A walk reads the
+    bucket of the filter's values and the bucket of documents that may match any value, merged.
+    Documents whose sort values mongomock does not order totally are counted in `unordered`;
+    while there are any, the ordering declines and mongomock sorts.
+    """
+
+    def __init__(self, prefix: tuple[str, ...], sort: tuple[tuple[str, int], ...]) -> None:
+        self.prefix = prefix
+        self.sort = sort
+        self.buckets: dict[Any, list[Element]] = {}
+        self.entries: dict[Any, tuple[Any, Element]] = {}
+        self.unordered: set[Any] = set()
+
+    def _bucket(self, document: Mapping[str, Any]) -> Any:
+        values = []
+        for field in self.prefix:
+            value = _bucket_value(document.get(field))
+            if value is _ANY_VALUE:
+                return _ANY_VALUE
+            values.append(value)
+        return tuple(values)
+
+    def _key(self, document: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        from mongomock.filtering import resolve_sort_key
+
+        parts: list[Any] = []
+        for field, direction in self.sort:
+            flag, wrapped = resolve_sort_key(field, document)
+            comparable = _comparable(wrapped.obj)
+            if comparable is None:
+                return None
+            part = (flag, *comparable)
+            parts.append(part if direction > 0 else _Descending(part))
+        return tuple(parts)
+
+    def fill(self, documents: Mapping[Any, Any], positions: Mapping[Any, int]) -> None:
+        """Order every document of the store (one sort, instead of an insertion each)."""
+        for key, document in documents.items():
+            sort_key = self._key(document)
+            if sort_key is None:
+                self.unordered.add(key)
+                continue
+            bucket = self._bucket(document)
+            element: Element = (sort_key, positions[key], key)
+            self.buckets.setdefault(bucket, []).append(element)
+            self.entries[key] = (bucket, element)
+        for elements in self.buckets.values():
+            elements.sort()
+
+    def put(self, key: Any, document: Mapping[str, Any], position: int) -> None:
+        sort_key = self._key(document)
+        if sort_key is None:
+            self.remove(key)
+            self.unordered.add(key)
+            return
+        self.unordered.discard(key)
+        bucket = self._bucket(document)
+        old = self.entries.get(key)
+        if old is not None:
+            if old[0] == bucket and old[1][0] == sort_key:
+                return
+            self._take_out(*old)
+        element: Element = (sort_key, position, key)
+        insort(self.buckets.setdefault(bucket, []), element)
+        self.entries[key] = (bucket, element)
+
+    def remove(self, key: Any) -> None:
+        self.unordered.discard(key)
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self._take_out(*old)
+
+    def _take_out(self, bucket: Any, element: Element) -> None:
+        elements = self.buckets[bucket]
+        del elements[bisect_left(elements, element)]
+        if not elements:
+            del self.buckets[bucket]
+
+    def walk(self, values: tuple[Any, ...]) -> Iterator[Any]:
+        """The store keys of the documents the filter's equality `values` may match, in order."""
+        lists = [self.buckets.get(values, [])]
+        if self.prefix:
+            lists.append(self.buckets.get(_ANY_VALUE, []))
+        lists = [elements for elements in lists if elements]
+        merged: Iterable[Element] = lists[0] if len(lists) == 1 else heapq.merge(*lists)
+        for _, _, key in merged:
+            yield key
+
+
+class _Orderings:
+    """A collection store's orderings, kept up to date by every write once one is used."""
+
+    def __init__(self, documents: Mapping[Any, Any]) -> None:
+        self.positions = {key: position for position, key in enumerate(documents)}
+        self._next = itertools.count(len(self.positions))
+        self.by_shape: dict[tuple[Any, ...], _Ordering] = {}
+
+    def put(self, key: Any, document: Mapping[str, Any]) -> None:
+        position = self.positions.get(key)
+        if position is None:
+            position = self.positions[key] = next(self._next)
+        for ordering in self.by_shape.values():
+            ordering.put(key, document, position)
+
+    def remove(self, key: Any) -> None:
+        self.positions.pop(key, None)
+        for ordering in self.by_shape.values():
+            ordering.remove(key)
+
+    def ordering(
+        self,
+        documents: Mapping[Any, Any],
+        prefix: tuple[str, ...],
+        sort: tuple[tuple[str, int], ...],
+    ) -> _Ordering:
+        ordering = self.by_shape.get((prefix, sort))
+        if ordering is None:
+            ordering = _Ordering(prefix, sort)
+            ordering.fill(documents, self.positions)
+            self.by_shape[(prefix, sort)] = ordering
+        return ordering
+
+
+def _orderings(store: Any) -> _Orderings:
+    orderings: _Orderings | None = store.__dict__.get("_gittix_orderings")
+    if orderings is None:
+        with store._rwlock.reader():
+            orderings = _Orderings(store._documents)
+        store._gittix_orderings = orderings
+    return orderings
+
+
+def _sort_fields(sort: Any) -> tuple[tuple[str, int], ...] | None:
+    """A cursor's sort as ((field, 1 or -1), ...), or None for what only mongomock sorts."""
+    if isinstance(sort, Mapping):
+        items: Any = list(sort.items())
+    elif isinstance(sort, list | tuple):
+        items = sort
+    else:
+        return None
+    fields: list[tuple[str, int]] = []
+    for item in items:
+        if not isinstance(item, list | tuple) or len(item) != 2:
+            return None
+        field, direction = item
+        if not isinstance(field, str) or not field or field.startswith("$"):
+            return None
+        if type(direction) is not int or direction not in (1, -1):
+            return None
+        fields.append((field, direction))
+    if not fields or len({field for field, _ in fields}) != len(fields):
+        return None
+    return tuple(fields)
+
+
+def _plan(
+    indexes: Mapping[str, Any], filter: Any, sort: tuple[tuple[str, int], ...]
+) -> tuple[tuple[str, ...], tuple[Any, ...]] | None:
+    """The equality fields and their values of the declared index that serves this sort for
+    this filter (the one with the most such fields), or None when none does."""
+    if not isinstance(filter, Mapping):
+        return None
+    keys = [index.get("key") for index in indexes.values()]
+    keys.append([("_id", 1)])  # MongoDB's own index on _id
+    best: tuple[tuple[str, ...], tuple[Any, ...]] | None = None
+    for key in keys:
+        try:
+            fields = [(field, direction) for field, direction in key]
+        except (TypeError, ValueError):
+            continue
+        if any(type(direction) is not int or direction not in (1, -1) for _, direction in fields):
+            continue  # text, hashed, geo: no order
+        split = len(fields) - len(sort)
+        if split < 0:
+            continue
+        tail = fields[split:]
+        if [field for field, _ in tail] != [field for field, _ in sort]:
+            continue
+        directions = [direction for _, direction in tail]
+        wanted = [direction for _, direction in sort]
+        if directions != wanted and directions != [-direction for direction in wanted]:
+            continue
+        prefix = tuple(field for field, _ in fields[:split])
+        values = []
+        for field in prefix:
+            if "." in field or field.startswith("$") or field not in filter:
+                break
+            value = filter[field]
+            if value is None or isinstance(value, str | int | float | ObjectId):
+                values.append(value)
+            else:
+                break  # an operator, a regex, a date, a document: not a plain equality
+        else:
+            if best is None or len(prefix) > len(best[0]):
+                best = (prefix, tuple(values))
+    return best
+
+
+def _walk_page(cursor: Any, count: int) -> list[Any] | None:
+    """The first `count` matching documents (stored, not copied) in the cursor's sort order, read
+    along an ordering; None when no declared index serves the sort for this filter."""
+    from mongomock import filtering
+
+    if not cursor._sort:
+        return None
+    sort = _sort_fields(cursor._sort)
+    if sort is None:
+        return None
+    store = cursor.collection._store
+    if store.is_empty:  # also removes the expired documents, as mongomock does on every read
+        filtering.filter_applies(cursor._spec, {})  # mongomock validates the filter
+        return []
+    plan = _plan(store.indexes, cursor._spec, sort)
+    if plan is None:
+        return None
+    prefix, values = plan
+    orderings = _orderings(store)
+    with store._rwlock.reader():
+        documents = store._documents
+        ordering = orderings.ordering(documents, prefix, sort)
+        if ordering.unordered:
+            return None
+        found: list[Any] = []
+        for key in ordering.walk(values):
+            document = documents[key]
+            if filtering.filter_applies(cursor._spec, document):
+                found.append(document)
+                if len(found) >= count:
+                    break
+    return found
+
+
+def _store_key(document: Mapping[str, Any]) -> Any:
+    from mongomock import helpers
+
+    value = document.get("_id")
+    return helpers.hashdict(value) if isinstance(value, dict) else value
+
+
 def install() -> None:
     """Patch mongomock's collection and store (once)."""
     global _installed
     if _installed:
         return
-    from mongomock import helpers
+    from mongomock import filtering, helpers
     from mongomock.collection import Collection, Cursor
-    from mongomock.filtering import filter_applies
     from mongomock.store import CollectionStore
 
     scan_documents = Collection._iter_documents
 
+    @functools.wraps(scan_documents)
     def iter_documents(self: Any, filter: Any) -> Iterator[Any]:
         candidates = _id_candidates(filter)
         if candidates is None:
@@ -76,12 +384,59 @@ def install() -> None:
                 return scan_documents(self, filter)  # type: ignore[no-any-return]
             seen.add(key)
             document = store[key]
-            if filter_applies(filter, document):
-                found.append(document)
-        return iter(found)
+            if filtering.filter_applies(filter, document):
+                found.append((key, document))
+        if len(found) > 1:  # in the store's order, as mongomock's scan yields them
+            positions = _orderings(store).positions
+            found.sort(key=lambda pair: positions[pair[0]])
+        return iter([document for _, document in found])
+
+    def set_document(self: Any, key: Any, document: Any) -> None:
+        with self._rwlock.writer():
+            self._documents[key] = document
+            orderings = self.__dict__.get("_gittix_orderings")
+            if orderings is not None:
+                orderings.put(key, document)
+
+    def delete_document(self: Any, key: Any) -> None:
+        with self._rwlock.writer():
+            del self._documents[key]
+            orderings = self.__dict__.get("_gittix_orderings")
+            if orderings is not None:
+                orderings.remove(key)
+
+    drop_store = CollectionStore.drop
+
+    @functools.wraps(drop_store)
+    def drop(self: Any) -> None:
+        drop_store(self)
+        self.__dict__.pop("_gittix_orderings", None)
+
+    def reordering(apply: Any) -> Any:
+        """mongomock updates a stored document in place: its orderings follow."""
+
+        @functools.wraps(apply)
+        def apply_and_reorder(self: Any, existing_document: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return apply(self, existing_document, *args, **kwargs)
+            finally:
+                store = self._store
+                orderings = store.__dict__.get("_gittix_orderings")
+                if orderings is not None:
+                    key = _store_key(existing_document)
+                    with store._rwlock.writer():
+                        try:
+                            stored = store._documents.get(key) is existing_document
+                        except TypeError:  # an unhashable _id is never stored
+                            stored = False
+                        if stored:
+                            orderings.put(key, existing_document)
+
+        return apply_and_reorder
 
     remove_expired = CollectionStore._remove_expired_documents
 
+    @functools.wraps(remove_expired)
     def remove_expired_now_and_then(self: Any) -> None:
         if not self._ttl_indexes:
             return
@@ -93,21 +448,47 @@ def install() -> None:
 
     compute_results = Cursor._compute_results
 
+    @functools.wraps(compute_results)
     def compute_page(self: Any, with_limit_and_skip: bool = False) -> Any:
         if not with_limit_and_skip or not self._limit:
             return compute_results(self, with_limit_and_skip)
         key = (self._factory, self._skip, self._limit)
         if getattr(self, "_gittix_page_key", None) != key:
-            # The factory yields copies one by one, after filtering and sorting.
-            page = list(itertools.islice(self._factory(), self._skip + abs(self._limit)))
+            count = self._skip + abs(self._limit)
+            found = _walk_page(self, count)
+            if found is None:
+                # The factory yields copies one by one, after filtering and sorting.
+                page = list(itertools.islice(self._factory(), count))[self._skip :]
+            else:
+                collection = self.collection
+                page = [
+                    collection._copy_only_fields(document, self._projection, dict)
+                    for document in found[self._skip :]
+                ]
             if self.collection.codec_options.tz_aware:
                 page = [helpers.make_datetime_timezone_aware_in_document(doc) for doc in page]
-            self._gittix_page = page[self._skip :]
+            self._gittix_page = page
             self._gittix_page_key = key
         return self._gittix_page
 
+    find_first = Collection.find_one
+
+    @functools.wraps(find_first)
+    def find_one(self: Any, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
+        # mongomock's find_one takes the head of the whole answer; a limit of one lets the
+        # cursor stop at the first document (same answer).
+        if len(args) < 3 and "limit" not in kwargs:
+            kwargs["limit"] = 1
+        return find_first(self, filter, *args, **kwargs)
+
     Cursor._compute_results = compute_page  # type: ignore[method-assign]
     Collection._iter_documents = iter_documents  # type: ignore[method-assign]
+    Collection.find_one = find_one  # type: ignore[method-assign]
+    Collection._apply_update_document = reordering(Collection._apply_update_document)  # type: ignore[method-assign]
+    Collection._apply_update_pipeline = reordering(Collection._apply_update_pipeline)  # type: ignore[method-assign]
+    CollectionStore.__setitem__ = set_document  # type: ignore[method-assign]
+    CollectionStore.__delitem__ = delete_document  # type: ignore[method-assign]
+    CollectionStore.drop = drop  # type: ignore[method-assign]
     CollectionStore._remove_expired_documents = remove_expired_now_and_then  # type: ignore[method-assign]
     _installed = True
 
