@@ -33,6 +33,7 @@ async def test_another_site_cannot_pay_with_the_buyers_cookie(
         headers={"origin": "https://testserver", "sec-fetch-site": "same-origin"},
     )
     assert paid.status_code == 201
+    await bus.wait_for(ChargeCreated, order_id=order.id)
     assert [event.order_id for event in bus.published(ChargeCreated)] == [order.id]
 
 
