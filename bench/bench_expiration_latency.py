@@ -10,11 +10,14 @@ in an hour (they only sit there), then publishes OrderCreated events whose expir
 
 import argparse
 import asyncio
+import cProfile
 import os
+import pstats
 import random
 import statistics
 import sys
 import tempfile
+import time
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -51,7 +54,8 @@ async def publish_all(publisher: Publisher, events: list[OrderCreated]) -> None:
         await asyncio.gather(*(publisher.publish(event) for event in events[start : start + 200]))
 
 
-async def measure(nats_url: str, args: argparse.Namespace) -> list[float]:
+async def measure(nats_url: str, args: argparse.Namespace) -> tuple[list[float], float]:
+    """Each OrderExpired's lateness in seconds, and this process's CPU seconds during the burst."""
     os.environ.update(
         {"NATS_URL": nats_url, "JWT_PUBLIC_KEY": signing_key_pair()[1], "LOG_LEVEL": "WARNING"}
     )
@@ -101,9 +105,20 @@ async def measure(nats_url: str, args: argparse.Namespace) -> list[float]:
         )
         if utc_now() > burst_at:
             print(f"  warning: the burst was armed {utc_now() - burst_at} after its due time")
+        # The burst's cost: from just before it falls due until its last OrderExpired arrives.
+        await asyncio.sleep(max((burst_at - utc_now()).total_seconds() - 0.2, 0.0))
+        profile = cProfile.Profile() if args.profile else None
+        if profile is not None:
+            profile.enable()
+        cpu_before = time.process_time()
         await asyncio.wait_for(done.wait(), timeout=120)
+        cpu = time.process_time() - cpu_before
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(args.profile)
+            pstats.Stats(profile).sort_stats("tottime").print_stats(25)
     await nc.close()
-    return list(late.values())
+    return list(late.values()), cpu
 
 
 def main() -> int:
@@ -112,11 +127,14 @@ def main() -> int:
     parser.add_argument("--spread", type=int, default=150, help="orders due at random in 1-6 s")
     parser.add_argument("--pending", type=int, default=0, help="timers due in an hour")
     parser.add_argument("--lead", type=float, default=3.0, help="seconds until the burst is due")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="cProfile the burst (until its last OrderExpired) to FILE"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gittix-bench-nats-") as store:
         server = start_nats_server(Path(store))
         try:
-            late = asyncio.run(measure(f"nats://127.0.0.1:{server.port}", args))
+            late, cpu = asyncio.run(measure(f"nats://127.0.0.1:{server.port}", args))
         finally:
             server.stop()
     millis = [value * 1000 for value in late]
@@ -129,6 +147,11 @@ def main() -> int:
         f"  min {min(millis):7.1f} ms   p50 {statistics.median(millis):7.1f} ms   "
         f"p95 {percentile(millis, 0.95):7.1f} ms   p99 {percentile(millis, 0.99):7.1f} ms   "
         f"max {max(millis):7.1f} ms"
+    )
+    print(
+        f"  CPU of this process from 0.2 s before the burst until its last OrderExpired "
+        f"(the service and this subscriber): {cpu * 1000:.0f} ms, "
+        f"{cpu * 1000 / len(millis):.2f} ms per expiry; load average {os.getloadavg()[0]:.1f}"
     )
     early = [value for value in millis if value < 0]
     print(f"  fired early: {len(early)}   later than 1 s: {sum(1 for v in millis if v > 1000)}")

@@ -204,7 +204,7 @@ async def test_expiry_claimed_before_a_crash_is_still_published(
     claimed = await service.fire_due_expirations(
         database, Outbox(CONTRACT.publishes, service=CONTRACT.name)
     )
-    assert claimed == 1
+    assert claimed == service.ExpiryPass(fired=1, next_due=None)
 
     async with running(app_factory(database=database)):
         await bus.wait_for(OrderExpired, order_id=order_id)
@@ -235,11 +235,16 @@ async def test_a_burst_is_claimed_in_batches_each_timer_once_and_none_early(
     for order_id in due:
         await repository.schedule(database, order_id=order_id, due_at=utc_in(-1))
     later = str(ObjectId())
-    await repository.schedule(database, order_id=later, due_at=utc_in(3600))
+    later_due = ceil_to_millisecond(utc_in(3600))
+    await repository.schedule(database, order_id=later, due_at=later_due)
 
-    # Batches of 3: three reads, every due timer claimed once with its OrderExpired pending.
-    assert await service.fire_due_expirations(database, outbox, batch=3) == 7
-    assert await service.fire_due_expirations(database, outbox, batch=3) == 0
+    # Reads of at most 3: every due timer claimed once with its OrderExpired pending, and the
+    # pass tells when the next one falls due.
+    first = await service.fire_due_expirations(database, outbox, batch=3)
+    again = await service.fire_due_expirations(database, outbox, batch=3)
+
+    assert first == service.ExpiryPass(fired=7, next_due=later_due)
+    assert again == service.ExpiryPass(fired=0, next_due=later_due)
 
     timers = {timer["_id"]: timer async for timer in database.expirations.find({})}
     for order_id in due:

@@ -75,43 +75,40 @@ async def drop(db: Database, *, order_id: str, reason: DropReason) -> None:
         pass
 
 
-async def due_timers(db: Database, *, now: datetime, limit: int) -> list[TimerDocument]:
-    """Up to `limit` pending timers due by `now`, the earliest first."""
+async def earliest_pending(db: Database, *, limit: int) -> list[TimerDocument]:
+    """Up to `limit` pending timers, the earliest due first, whether due yet or not.
+
+    The caller tells the due ones from the next one to wait for, so one read (an index range
+    on (state, due_at), stopping after `limit`) serves both; a filter on `due_at` as well would
+    make the embedded store walk every pending timer when fewer than `limit` are due.
+    """
     cursor = (
         db[EXPIRATIONS]
-        .find({"state": PENDING, "due_at": {"$lte": now}}, {"due_at": 1, TRACE_FIELD: 1})
+        .find({"state": PENDING}, {"due_at": 1, TRACE_FIELD: 1})
         .sort([("due_at", ASCENDING)])
         .limit(limit)
     )
     return [cast(TimerDocument, timer) async for timer in cursor]
 
 
-async def fire(
-    db: Database, outbox: Outbox, *, order_id: str, event: Event
-) -> TimerDocument | None:
+async def fire(db: Database, outbox: Outbox, *, order_id: str, event: Event) -> bool:
     """Move a pending timer to `fired` with `event` pending, in one single-document update, so
     exactly one replica wins each timer and a crash right after it still publishes (the relay
-    finds the outbox). Returns the timer as it was just before; None when it is no longer
-    pending (another replica fired it, or it was dropped)."""
+    finds the outbox). False when it is no longer pending (another replica fired it, or it was
+    dropped)."""
     now = utc_now()
-    fired = await outbox.find_one_and_update(
+    result = await outbox.update_one(
         db[EXPIRATIONS],
         {"_id": order_id, "state": PENDING},
         {"$set": {"state": FIRED, "fired_at": now, "ended_at": now}},
         event,
     )
-    return cast(TimerDocument | None, fired)
+    return bool(result.modified_count)
 
 
 async def count_pending(db: Database) -> int:
     """How many timers are armed and not yet fired or dropped."""
     return await db[EXPIRATIONS].count_documents({"state": PENDING})
-
-
-async def next_due_at(db: Database) -> datetime | None:
-    """When the earliest pending timer falls due."""
-    earliest = await db[EXPIRATIONS].find_one({"state": PENDING}, sort=[("due_at", ASCENDING)])
-    return None if earliest is None else earliest["due_at"]
 
 
 async def snapshot(db: Database) -> Snapshot:

@@ -26,8 +26,7 @@ async def run_scheduler(runtime: ExpirationRuntime) -> None:
         wake.clear()
         runtime.scheduler_sleeps_until = None
         try:
-            await service.fire_due_expirations(runtime.db, runtime.outbox)
-            next_due = await service.next_due_at(runtime.db)
+            next_due = (await service.fire_due_expirations(runtime.db, runtime.outbox)).next_due
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -3,6 +3,7 @@ exactly once with its OrderExpired. Listeners and the scheduler call these."""
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from common.events import OrderExpired, OrderStatus
@@ -19,8 +20,19 @@ from expiration.runtime import ExpirationRuntime
 
 log = logging.getLogger("expiration.service")
 
-# Due timers claimed together: one read, then their single-document claims.
+# The most pending timers one read returns (and whose claims go out together). A pass starts
+# with FIRST_READ and doubles while every timer read is due, so a pass that finds one or two due
+# reads a few, and a burst is read in a handful of rounds.
 CLAIM_BATCH = 1000
+FIRST_READ = 16
+
+
+@dataclass(frozen=True)
+class ExpiryPass:
+    """What one pass over the due timers did, and when to look again."""
+
+    fired: int  # timers this replica fired (another replica may win some)
+    next_due: datetime | None  # when the earliest timer still pending falls due; None: none
 
 
 async def schedule_expiry(
@@ -59,20 +71,35 @@ async def order_status_changed(db: Database, *, order_id: str, status: OrderStat
         await drop_expiry(db, order_id=order_id, reason="completed")
 
 
-async def fire_due_expirations(db: Database, outbox: Outbox, *, batch: int = CLAIM_BATCH) -> int:
-    """Fire every timer due now, each with OrderExpired in the same write; returns how many this
-    replica fired (another replica may win some of them).
+async def fire_due_expirations(
+    db: Database, outbox: Outbox, *, batch: int = CLAIM_BATCH
+) -> ExpiryPass:
+    """Fire every timer due now, each with OrderExpired in the same write.
 
-    Due timers are read `batch` at a time and claimed together; each claim is still its own
-    single-document write, and the relay publishes the batch with many acks in flight.
+    Each claim is its own single-document write (exactly one replica wins a timer, and its
+    OrderExpired is in the outbox with it); the claims of a round go out together, and the
+    relay publishes them with many acks in flight. Never early: a timer is claimed only once
+    its due time has passed by the clock read after the read.
     """
     fired = 0
+    read = min(FIRST_READ, batch)
     while True:
-        due = await repository.due_timers(db, now=utc_now(), limit=batch)
+        timers = await repository.earliest_pending(db, limit=read)
+        now = utc_now()
+        due = []
+        for timer in timers:  # the earliest first: the due ones lead
+            if timer["due_at"] > now:
+                break
+            due.append(timer)
         results = await asyncio.gather(*(_fire(db, outbox, timer) for timer in due))
         fired += sum(results)
-        if len(due) < batch:
-            return fired
+        if len(due) < read:  # a timer not due yet, or none left
+            later = timers[len(due)]["due_at"] if len(due) < len(timers) else None
+            return ExpiryPass(fired=fired, next_due=later)
+        read = min(read * 2, batch)
+        # The embedded store never suspends a coroutine: without this the relay would start
+        # publishing only after the last claim of the burst.
+        await asyncio.sleep(0)
 
 
 async def _fire(db: Database, outbox: Outbox, timer: TimerDocument) -> bool:
@@ -81,7 +108,7 @@ async def _fire(db: Database, outbox: Outbox, timer: TimerDocument) -> bool:
         log_context(order_id=timer["_id"]),
         telemetry.span("expire order", parent=timer.get("trace")),
     ):
-        if await repository.fire(db, outbox, order_id=timer["_id"], event=event) is None:
+        if not await repository.fire(db, outbox, order_id=timer["_id"], event=event):
             return False  # another replica fired it (or it was dropped) since it was read
         lateness = (utc_now() - timer["due_at"]).total_seconds()
         EXPIRY_LATENESS.observe(max(lateness, 0.0))
@@ -92,8 +119,3 @@ async def _fire(db: Database, outbox: Outbox, timer: TimerDocument) -> bool:
 async def refresh_metrics(runtime: ExpirationRuntime) -> None:
     """The pending-timers gauge, read at each scrape of /metrics."""
     EXPIRY_PENDING_TIMERS.set(await repository.count_pending(runtime.db))
-
-
-async def next_due_at(db: Database) -> datetime | None:
-    """When the earliest pending timer falls due; None when none is pending."""
-    return await repository.next_due_at(db)
