@@ -2,6 +2,9 @@
 last pass publishes what was just written (listeners: test_listener_shutdown.py)."""
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -38,52 +41,61 @@ def app_with(clock: ShutdownClock, release: asyncio.Event, started: asyncio.Even
     return app
 
 
-async def test_a_request_still_running_at_the_request_deadline_is_answered_503() -> None:
-    clock = ShutdownClock(budget_seconds=5, request_seconds=0.2)
+@dataclass
+class SlowRequest:
+    """A GET /slow in flight on an app with BoundedRequests; it answers once `release` is set."""
+
+    clock: ShutdownClock
+    client: httpx.AsyncClient
+    answer: asyncio.Task[httpx.Response]
+    release: asyncio.Event
+
+
+@asynccontextmanager
+async def slow_request_in_flight(*, request_seconds: float) -> AsyncIterator[SlowRequest]:
+    clock = ShutdownClock(budget_seconds=5, request_seconds=request_seconds)
     release, started = asyncio.Event(), asyncio.Event()
     transport = httpx.ASGITransport(app=app_with(clock, release, started))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        slow = asyncio.create_task(client.get("/slow"))
-        await asyncio.wait_for(started.wait(), 5)
+        answer = asyncio.create_task(client.get("/slow"))
+        try:
+            await asyncio.wait_for(started.wait(), 5)
+            yield SlowRequest(clock, client, answer, release)
+        finally:
+            # A test that failed early must not leave the request running after it.
+            answer.cancel()
+            await asyncio.gather(answer, return_exceptions=True)
 
-        clock.begin()
+
+async def test_a_request_still_running_at_the_request_deadline_is_answered_503() -> None:
+    async with slow_request_in_flight(request_seconds=0.2) as slow:
+        slow.clock.begin()
         async with asyncio.timeout(5):
-            answer = await slow
+            answer = await slow.answer
 
     assert (answer.status_code, answer.json()) == (503, RESTARTING)
     assert answer.headers["connection"] == "close"
 
 
 async def test_requests_finishing_within_the_deadline_are_answered_normally() -> None:
-    clock = ShutdownClock(budget_seconds=5, request_seconds=2)
-    release, started = asyncio.Event(), asyncio.Event()
-    transport = httpx.ASGITransport(app=app_with(clock, release, started))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        slow = asyncio.create_task(client.get("/slow"))
-        await asyncio.wait_for(started.wait(), 5)
-
-        clock.begin()
-        fast = await client.get("/fast")
-        release.set()
+    async with slow_request_in_flight(request_seconds=2) as slow:
+        slow.clock.begin()
+        fast = await slow.client.get("/fast")
+        slow.release.set()
         async with asyncio.timeout(5):
-            answer = await slow
+            answer = await slow.answer
 
     assert (fast.status_code, answer.status_code) == (200, 200)
     assert answer.json() == {"status": "done"}
 
 
 async def test_without_shutdown_a_request_takes_as_long_as_it_takes() -> None:
-    clock = ShutdownClock(budget_seconds=5, request_seconds=0.01)
-    release, started = asyncio.Event(), asyncio.Event()
-    transport = httpx.ASGITransport(app=app_with(clock, release, started))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        slow = asyncio.create_task(client.get("/slow"))
-        await asyncio.wait_for(started.wait(), 5)
-        done, _ = await asyncio.wait([slow], timeout=0.2)
+    async with slow_request_in_flight(request_seconds=0.01) as slow:
+        done, _ = await asyncio.wait([slow.answer], timeout=0.2)
         assert not done  # no deadline until shutdown begins
-        release.set()
+        slow.release.set()
         async with asyncio.timeout(5):
-            answer = await slow
+            answer = await slow.answer
 
     assert answer.status_code == 200
 
