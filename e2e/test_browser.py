@@ -25,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from devserver.harness import RunningSystem
 from devserver.screenshots import normalised, record, rendered_html, screen_of
+from gittix_testing.waiting import wait_until_sync
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -274,7 +275,19 @@ def test_a_seller_lists_a_ticket_and_a_second_person_buys_and_pays_for_it(
     # It stays in the seller's own list, marked, without its Edit link.
     seller.nav.get_by_role("link", name="My tickets").click()
     sold = seller.page.get_by_role("list", name="Your tickets").get_by_role("listitem")
-    expect(sold.filter(has_text=title)).to_contain_text("Sold")
+    listed = sold.filter(has_text=title)
+    expect(listed).to_have_count(1)
+
+    # Tickets learns of the payment from OrderUpdated, a moment after the buyer saw it: the
+    # list is read once per page load, so look again until it says so.
+    def listed_as_sold() -> bool:
+        if "Sold" in listed.inner_text():
+            return True
+        seller.page.reload()
+        expect(listed).to_have_count(1)
+        return False
+
+    wait_until_sync(listed_as_sold, timeout=20, message="the seller's list never said Sold")
     expect(sold.filter(has_text=title).get_by_role("link", name="Edit")).to_have_count(0)
     seller.page.goto(order_url)
     expect(seller.page.get_by_text("This order belongs to someone else.")).to_be_visible()
