@@ -1,6 +1,7 @@
 """Messaging on NATS JetStream: the stream, the publisher and the durable pull-listener base."""
 
 import asyncio
+import json
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -20,7 +21,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 from opentelemetry.trace import SpanKind
 
 from common import telemetry
@@ -550,9 +551,9 @@ class ListenerRunner:
         # Create or update: pull_subscribe alone keeps an existing durable's old settings (one
         # left by an earlier version with max_deliver=10 would go on giving up).
         await self.js.add_consumer(STREAM_NAME, config=config)
-        return await self.js.pull_subscribe(
-            consumer.subject, durable=consumer.durable, stream=STREAM_NAME, config=config
-        )
+        pulls = PullInbox(self.js, consumer.durable)
+        await pulls.subscribe()
+        return pulls
 
     async def _supervise(self, consumer: Consumer, subscription: Any) -> None:
         """Run the consumer's loop until stopped; restart it whenever it dies."""
@@ -627,19 +628,14 @@ class ListenerRunner:
         return report
 
     async def _run(self, consumer: Consumer, subscription: Any) -> None:
-        loop = asyncio.get_running_loop()
-        fetched_at = loop.time()
         failing_since: float | None = None
         while not self._stopping.is_set():
             try:
                 # Not cut short on stop: messages fetched by a cancelled fetch would sit
                 # unacknowledged until ack_wait; this way they are handled or given back now.
-                fetched_at = loop.time()
                 messages = await subscription.fetch(self.batch, timeout=self.policy.fetch_seconds)
             except TimeoutError:
-                # An empty fetch: nats-py raises its own TimeoutError (a subclass) or the
-                # builtin one from the underlying wait, depending on where the wait ran out.
-                consumer.progressed()
+                consumer.progressed()  # an empty fetch
                 continue
             except asyncio.CancelledError:
                 raise
@@ -678,7 +674,7 @@ class ListenerRunner:
                     await _give_back(messages[index:])
                     raise
                 consumer.progressed()
-        await _give_back_late(subscription, until=fetched_at + self.policy.fetch_seconds)
+        await subscription.give_back_late()
 
     def stop_fetching(self) -> None:
         """Fetch nothing more; the messages in hand are still handled (see stop)."""
@@ -699,30 +695,113 @@ class ListenerRunner:
         self._tasks.clear()
 
 
-async def _give_back_late(subscription: Any, *, until: float) -> None:
-    """Give back what the server still sends for the last pull request, until it expires.
+# The server ends a pull request this much before the fetch stops waiting for it, so the status
+# that ends it is normally in hand before the fetch gives up.
+_EXPIRY_MARGIN_SECONDS = 0.1
+# Status codes that end a pull request: no messages (left), request expired, and the 409s
+# (consumer deleted, too many waiting requests, leadership change).
+_REQUEST_ENDED = {"404", "408", "409"}
+_HEARTBEAT = "100"
 
-    A fetch returns once it has some messages, but its pull request stays open on the server
-    until its expiry and may bring more into the subscription's queue; unhandled, they would
-    wait for ack_wait before anyone else got them.
+
+class PullInbox:
+    """A durable consumer's pull requests, one at a time, on an inbox of the listener's own.
+
+    Each request asks for up to `batch` messages with `no_wait` and an expiry: the server holds
+    it while nothing is pending, delivers what is pending as soon as there is any, and then ends
+    it with a status (404, or 408 at the expiry). Every request has a reply subject of its own
+    (`<inbox>.<n>`), so the status ending it cannot be confused with an older request's that
+    arrived late. nats-py's `fetch` could: it took a late 408 for the end of its no-wait probe,
+    then sent a plain lingering request, and a message that came on that one was held until
+    the request filled or expired (up to the whole fetch timeout: the event hop's tail of
+    hundreds of milliseconds, issue 12).
     """
-    wait = until - asyncio.get_running_loop().time()
-    if wait > 0:
-        await asyncio.sleep(wait)
-    arrived = subscription.pending_msgs
-    if not arrived:
-        return
-    try:
-        # One more than queued: the fetch takes the queue first and asks the server without
-        # waiting for at most one more, so no new pull request is left open behind it.
-        late = await subscription.fetch(arrived + 1, timeout=0.5)
-    except Exception:
-        log.warning("could not give back %d message(s); redelivered after ack_wait", arrived)
-        return
-    await _give_back(late)
+
+    def __init__(self, js: JetStreamContext, durable: str) -> None:
+        # The context's own connection and API prefix: nats-py has no public accessor for them.
+        self._nc: NatsClient = js._nc
+        self._next_subject = f"{js._prefix}.CONSUMER.MSG.NEXT.{STREAM_NAME}.{durable}"
+        self._inbox = self._nc.new_inbox()
+        self._subscription: Any = None
+        self._requests = 0
+        # Loop time until which the last request may still bring messages (0: it has ended).
+        self._open_until = 0.0
+
+    async def subscribe(self) -> None:
+        self._subscription = await self._nc.subscribe(f"{self._inbox}.*")
+
+    async def unsubscribe(self) -> None:
+        await self._subscription.unsubscribe()
+
+    async def _queued(self) -> list[Msg]:
+        """Messages already delivered (to a request that was given up on); statuses dropped."""
+        messages = []
+        while self._subscription.pending_msgs:
+            msg = await self._subscription.next_msg(timeout=1)  # queued: returns at once
+            if not _status(msg):
+                messages.append(msg)
+        return messages
+
+    async def fetch(self, batch: int, *, timeout: float) -> list[Msg]:
+        """Up to `batch` messages, as soon as there is at least one; TimeoutError when none
+        came within `timeout` seconds."""
+        messages = await self._queued()
+        if messages:
+            return messages
+        loop = asyncio.get_running_loop()
+        self._requests += 1
+        reply = f"{self._inbox}.{self._requests}"
+        expires = max(timeout - _EXPIRY_MARGIN_SECONDS, timeout / 2)
+        request = {"batch": batch, "expires": int(expires * 1e9), "no_wait": True}
+        deadline = loop.time() + timeout
+        self._open_until = deadline
+        await self._nc.publish(self._next_subject, json.dumps(request).encode(), reply=reply)
+        while len(messages) < batch:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                msg = await self._subscription.next_msg(timeout=remaining)
+            except TimeoutError:
+                break
+            status = _status(msg)
+            if not status:
+                messages.append(msg)
+            elif msg.subject == reply and status != _HEARTBEAT:
+                self._open_until = 0.0
+                if status in _REQUEST_ENDED or messages:
+                    break
+                raise APIError.from_msg(msg)
+        else:
+            self._open_until = 0.0  # served in full: the server has dropped the request
+        if not messages:
+            raise TimeoutError
+        return messages
+
+    async def give_back_late(self) -> None:
+        """Give back what the last request still brings, until it ends or expires.
+
+        A request given up on (the fetch ran out of time before the server's status arrived)
+        may still bring messages; unhandled, they would wait for ack_wait before anyone else
+        got them.
+        """
+        wait = self._open_until - asyncio.get_running_loop().time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        late = await self._queued()
+        if late:
+            await _give_back(late)
 
 
-async def _unsubscribe(subscription: Any) -> None:
+def _status(msg: Msg) -> str | None:
+    """The status of a message the server sent about a pull request; None for a stream message
+    (which always carries its ack subject as reply)."""
+    if msg.reply:
+        return None
+    return (msg.headers or {}).get("Status") or "unknown"
+
+
+async def _unsubscribe(subscription: "PullInbox | None") -> None:
     """Drop a dead loop's subscription (its durable consumer stays on the server)."""
     if subscription is None:
         return
