@@ -721,14 +721,14 @@ class PullInbox:
         # The context's own connection and API prefix: nats-py has no public accessor for them.
         self._nc: NatsClient = js._nc
         self._next_subject = f"{js._prefix}.CONSUMER.MSG.NEXT.{STREAM_NAME}.{durable}"
-        self._inbox = self._nc.new_inbox()
+        self.inbox = self._nc.new_inbox()
         self._subscription: Any = None
         self._requests = 0
         # Loop time until which the last request may still bring messages (0: it has ended).
         self._open_until = 0.0
 
     async def subscribe(self) -> None:
-        self._subscription = await self._nc.subscribe(f"{self._inbox}.*")
+        self._subscription = await self._nc.subscribe(f"{self.inbox}.*")
 
     async def unsubscribe(self) -> None:
         await self._subscription.unsubscribe()
@@ -750,7 +750,7 @@ class PullInbox:
             return messages
         loop = asyncio.get_running_loop()
         self._requests += 1
-        reply = f"{self._inbox}.{self._requests}"
+        reply = f"{self.inbox}.{self._requests}"
         expires = max(timeout - _EXPIRY_MARGIN_SECONDS, timeout / 2)
         request = {"batch": batch, "expires": int(expires * 1e9), "no_wait": True}
         deadline = loop.time() + timeout
