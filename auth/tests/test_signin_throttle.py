@@ -23,6 +23,9 @@ def env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None
     """Three free attempts, and what a test asks for with `@with_env(...)`, set before the app
     starts."""
     monkeypatch.setenv("SIGNIN_FREE_ATTEMPTS", "3")
+    # A wait far longer than any test: with the 1 s default, a slow machine (an argon2 hash per
+    # attempt) could outlast it before the next attempt and see 400 where 429 is meant.
+    monkeypatch.setenv("SIGNIN_FIRST_LOCKOUT_SECONDS", "60")
     for name, value in getattr(request, "param", {}).items():
         monkeypatch.setenv(name, value)
 

@@ -149,7 +149,10 @@ async def _count_failure(
     excess = own["failures"] - settings.signin_free_attempts
     if excess >= 0:
         # Each failure past the free attempts doubles this client's wait, up to the cap.
-        wait = min(2 ** min(excess, 30), settings.signin_max_lockout_seconds)
+        wait = min(
+            settings.signin_first_lockout_seconds * 2 ** min(excess, 30),
+            settings.signin_max_lockout_seconds,
+        )
         await repository.lock_until(
             db, repository.THROTTLE, key=own_key, until=now + timedelta(seconds=wait)
         )

@@ -29,6 +29,8 @@ class Settings(ServiceSettings):
     # client must wait (doubling each time, capped); the count is forgotten after
     # SIGNIN_FAILURE_DECAY_SECONDS without a failure.
     signin_free_attempts: int = Field(default=5, gt=0)
+    # The first wait; each further failure doubles it.
+    signin_first_lockout_seconds: int = Field(default=1, gt=0)
     signin_max_lockout_seconds: int = Field(default=900, gt=0)
     signin_failure_decay_seconds: int = Field(default=900, gt=0)
     # Failures for one email from all clients together past which every sign-in for it is
