@@ -9,13 +9,14 @@ The e2e fixture drives the same class on free ports.
 import importlib.util
 import os
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
+
+from gittix_testing.waiting import wait_until_sync
 
 from devserver import entry_point, infrastructure
 from devserver.certs import ensure_ca, server_certificate, trust_instructions
@@ -299,8 +300,8 @@ class System:
     def _wait_ready(self, name: str, timeout: float = READY_TIMEOUT_SECONDS) -> None:
         child = self.children[name]
         url = f"{self.service_url(name)}/readyz"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             if not child.running:
                 child.wait_stopped(timeout=1)  # let its last lines reach the log
                 raise StartupError(
@@ -309,12 +310,18 @@ class System:
                 )
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
+                    return bool(response.status == 200)
             except (urllib.error.URLError, OSError):
-                pass  # not listening yet, or 503 until Mongo and NATS are reachable
-            time.sleep(0.2)
-        raise StartupError(f"{name} was not ready after {timeout:.0f}s ({url}){child.tail()}")
+                return False  # not listening yet, or 503 until Mongo and NATS are reachable
+
+        try:
+            wait_until_sync(
+                ready, timeout=timeout, message=f"{name} /readyz", interval=0.2, error=TimeoutError
+            )
+        except TimeoutError:
+            raise StartupError(
+                f"{name} was not ready after {timeout:.0f}s ({url}){child.tail()}"
+            ) from None
 
     def restart_service(self, name: str) -> None:
         """Stop one service gracefully, start it again and wait until it is ready."""

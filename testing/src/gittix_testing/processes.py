@@ -11,9 +11,10 @@ import socket
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 from typing import IO
+
+from gittix_testing.waiting import wait_until_sync
 
 
 def free_port() -> int:
@@ -25,18 +26,26 @@ def free_port() -> int:
 def wait_for_port(
     port: int, *, timeout: float = 20.0, process: subprocess.Popen[bytes] | None = None
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Until something accepts connections on 127.0.0.1:`port`; RuntimeError as soon as
+    `process` exits, TimeoutError after `timeout` seconds."""
+
+    def listening() -> bool:
         if process is not None and process.poll() is not None:
             raise RuntimeError(
                 f"process exited with {process.returncode} before listening on {port}"
             )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
+                return True
         except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+            return False
+
+    wait_until_sync(
+        listening,
+        timeout=timeout,
+        message=f"nothing listening on 127.0.0.1:{port}",
+        error=TimeoutError,
+    )
 
 
 def die_with_parent() -> None:

@@ -56,8 +56,13 @@ def wait_until_sync(
     timeout: float,
     message: str,
     interval: float = 0.05,
+    error: type[Exception] = AssertionError,
 ) -> T:
-    """wait_until for code without an event loop (processes, threads); same contract."""
+    """wait_until for code without an event loop (processes, threads); same contract.
+
+    Outside a test's own checks (a process starting, under `make up` too) the deadline raises
+    `error` instead, TimeoutError, so that its caller can say what did not start.
+    """
     deadline = time.monotonic() + timeout
     while True:
         last = condition()
@@ -65,7 +70,7 @@ def wait_until_sync(
             return last
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise AssertionError(f"{message} (not within {timeout}s; last seen: {last!r})")
+            raise error(f"{message} (not within {timeout}s; last seen: {last!r})")
         time.sleep(min(interval, remaining))
 
 
