@@ -33,20 +33,32 @@ install: $(if $(findstring $(TOOLS),$(UV)),$(TOOLS)/bin/uv)
 up: install
 	$(UV) run --no-sync python -m devserver
 
-# Lint first: it takes seconds, and a type error is cheaper to read than the failures it causes.
-test: install
-	$(MAKE) --no-print-directory lint test-services test-system
+PYTEST_ARGS := -q -p no:randomly --durations=10
+# Each member's suite on its own, as `uv run --package X pytest X/tests` runs it (a job of
+# scripts/run_suites.py: NAME=COMMAND).
+suite_job = "$(1)=$(UV) run --no-sync --package $(1) pytest $(1)/tests $(PYTEST_ARGS)"
+# How many suites run at once: they spend most of their time waiting, not computing.
+TEST_JOBS ?= 2
+# In a variable, not in the recipe: a recipe line naming $(MAKE) runs even under `make -n`.
+lint_job = "lint=$(MAKE) --no-print-directory lint"
 
-# Each service's suite on its own, as `uv run --package X pytest X/tests` runs it.
-test-services:
-	@set -e; for pkg in $(SERVICES); do \
-		echo "=== $$pkg ==="; \
-		$(UV) run --no-sync --package $$pkg pytest $$pkg/tests -q -p no:randomly --durations=10; \
-	done
+# Lint (listed first: a type error is cheaper to read than the failures it causes), every
+# member's suite and tests/ two at a time, each printed whole when it ends; then e2e/ alone, as
+# it starts whole systems and a browser.
+test: install
+	$(UV) run --no-sync python scripts/run_suites.py --jobs $(TEST_JOBS) \
+		$(lint_job) \
+		$(foreach pkg,$(SERVICES),$(call suite_job,$(pkg))) \
+		"tests=$(UV) run --no-sync pytest tests $(PYTEST_ARGS)"
+	$(UV) run --no-sync pytest e2e $(PYTEST_ARGS) --ignore=e2e/test_faults.py
+
+test-services: install
+	$(UV) run --no-sync python scripts/run_suites.py --jobs $(TEST_JOBS) \
+		$(foreach pkg,$(SERVICES),$(call suite_job,$(pkg)))
 
 # Cross-cutting suites: generated docs, Kubernetes offline checks, then the end-to-end runs.
-test-system:
-	$(UV) run --no-sync pytest tests e2e -q -p no:randomly --durations=10 --ignore=e2e/test_faults.py
+test-system: install
+	$(UV) run --no-sync pytest tests e2e $(PYTEST_ARGS) --ignore=e2e/test_faults.py
 
 # Every service's suite 10 times, each round in a new random order (seed printed), while
 # scripts/burn_cpu.py keeps every core busy; fails if any run fails.
