@@ -3,16 +3,14 @@
 Nothing here knows what a child is; system.py and infrastructure.py say what to run.
 """
 
-import os
 import socket
 import subprocess
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
 
-from gittix_testing.processes import die_with_parent, wait_for_port
+from gittix_testing.processes import ManagedProcess, wait_for_port
 
 
 class PortInUseError(RuntimeError):
@@ -69,54 +67,35 @@ class LogPump:
                         pass
 
 
-_spawner: ThreadPoolExecutor | None = None
-_spawner_lock = threading.Lock()
-
-
-def _popen(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        args,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=die_with_parent,
-    )
-
-
-def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start a child from one long-lived thread, whichever thread asks.
-
-    PR_SET_PDEATHSIG fires when the *thread* that started a child exits, not the process: a
-    service restarted from a short-lived thread (asyncio.to_thread, an executor torn down with
-    a test's event loop) would otherwise be killed when that thread goes away.
-    """
-    global _spawner
-    with _spawner_lock:
-        if _spawner is None:
-            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devserver-spawn")
-    return _spawner.submit(_popen, args, env).result()
-
-
 class Child:
     """One named child process of the system and the thread that shows its output.
 
     Children run in their own session: a Ctrl-C in the terminal reaches only `make up`, which
     then stops them in order (entry point, services, infrastructure) instead of all at once.
-    They still die with their parent if it is killed outright (PR_SET_PDEATHSIG).
+    They still die with their parent if it is killed outright (PR_SET_PDEATHSIG), and are
+    started from one long-lived thread (gittix_testing.processes.spawn), so a restart from a
+    short-lived thread does not tie them to it.
     """
 
     def __init__(self, command: Command, pump: LogPump) -> None:
         self.name = command.name
-        self.args = command.args
-        self.env = command.env
         self.ready_port = command.ready_port
         self.pump = pump
-        self.process: subprocess.Popen[bytes] | None = None
+        self._managed = ManagedProcess(
+            command.name,
+            command.args,
+            env=command.env,
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            new_session=True,
+        )
         # Set once an unexpected exit has been reported, so it is reported once.
         self.reported_exit = False
         self._reader: threading.Thread | None = None
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self._managed.process
 
     @property
     def pid(self) -> int | None:
@@ -132,9 +111,9 @@ class Child:
 
     def start(self) -> "Child":
         self.reported_exit = False
-        self.process = spawn(self.args, {**os.environ, **self.env})
-        assert self.process.stdout is not None
-        self._reader = self.pump.follow(self.process.stdout)
+        process = self._managed.start().process
+        assert process is not None and process.stdout is not None
+        self._reader = self.pump.follow(process.stdout)
         return self
 
     def terminate(self) -> None:
@@ -143,21 +122,13 @@ class Child:
             self.process.terminate()
 
     def wait_stopped(self, timeout: float = 10.0) -> None:
-        """Wait for the child to exit; SIGKILL it if it has not after `timeout`."""
-        if self.process is not None:
-            self.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """Stop the child (SIGTERM) and wait; SIGKILL it if it has not exited after `timeout`."""
+        self._managed.stop(timeout=timeout)
         self._join_reader()
 
     def kill(self) -> None:
         """Stop abruptly (SIGKILL), as a crash would."""
-        if self.process is not None and self.running:
-            self.process.kill()
-            self.process.wait()
+        self._managed.kill()
         self._join_reader()
 
     def wait_listening(self, timeout: float = 60.0) -> None:

