@@ -4,13 +4,15 @@ Runs the expiration service in this process (its real app: listeners, scheduler,
 on a real nats-server and the embedded store `make up` uses, first arms `--pending` timers due
 in an hour (they only sit there), then publishes OrderCreated events whose expiresAt lie ahead
 (`--burst` of them sharing one expiresAt `--lead` seconds ahead, `--spread` more at random over
-1-6 s), and records when each OrderExpired reaches a subscriber. The goal: every one within
-1 second of its expiresAt (p100), none early. The issue's burst: --burst 2000 --pending 10000.
+1-6 s), and records when each OrderExpired reaches a subscriber (a process of its own, as the
+services hearing it are). The goal: every one within 1 second of its expiresAt (p100), none
+early. The issue's burst: --burst 2000 --spread 0 --pending 10000 --lead 15.
 """
 
 import argparse
 import asyncio
 import cProfile
+import json
 import os
 import pstats
 import random
@@ -31,6 +33,8 @@ from common.types import utc_now
 from expiration.app import create_app
 from gittix_testing import running, start_nats_server, wait_until
 from gittix_testing.keys import signing_key_pair
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -64,21 +68,40 @@ async def measure(nats_url: str, args: argparse.Namespace) -> tuple[list[float],
     js = nc.jetstream()
     await ensure_stream(js)
     due: dict[str, float] = {}
-    late: dict[str, float] = {}
     expected = args.burst + args.spread
-    done = asyncio.Event()
-
-    async def on_expired(msg: object) -> None:
-        arrived = utc_now()
-        _, event = parse_envelope(msg.data)  # type: ignore[attr-defined]
-        assert isinstance(event, OrderExpired)
-        late[event.order_id] = arrived.timestamp() - due[event.order_id]
-        if len(late) == expected:
-            done.set()
-
-    await js.subscribe(
-        OrderExpired.subject, stream=STREAM_NAME, cb=on_expired, ordered_consumer=True
+    # The subscriber is a process of its own, as the services hearing OrderExpired are: its
+    # work does not share the expiration service's event loop.
+    recorder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--record-arrivals",
+        nats_url,
+        str(expected),
+        stdout=asyncio.subprocess.PIPE,
+        limit=1 << 24,  # the arrivals come as one JSON line
     )
+    try:
+        assert recorder.stdout is not None
+        ready = await asyncio.wait_for(recorder.stdout.readline(), timeout=60)
+        if ready.strip() != b"ready":
+            raise RuntimeError(f"the OrderExpired recorder did not start: {ready!r}")
+        cpu, arrivals = await run_burst(js, args, due, recorder.stdout)
+    finally:
+        if recorder.returncode is None:
+            recorder.kill()
+        await recorder.wait()
+    await nc.close()
+    return [arrivals[order_id] - due[order_id] for order_id in due], cpu
+
+
+async def run_burst(
+    js: JetStreamContext,
+    args: argparse.Namespace,
+    due: dict[str, float],
+    recorded: asyncio.StreamReader,
+) -> tuple[float, dict[str, float]]:
+    """Arm the timers, let the burst fall due, and read the recorder's arrival times."""
+    expected = args.burst + args.spread
     async with running(create_app()) as app:
         database = app.state.db
         publisher = Publisher(js)
@@ -111,17 +134,46 @@ async def measure(nats_url: str, args: argparse.Namespace) -> tuple[list[float],
         if profile is not None:
             profile.enable()
         cpu_before = time.process_time()
-        await asyncio.wait_for(done.wait(), timeout=120)
+        line = await asyncio.wait_for(recorded.readline(), timeout=120)
         cpu = time.process_time() - cpu_before
         if profile is not None:
             profile.disable()
             profile.dump_stats(args.profile)
             pstats.Stats(profile).sort_stats("tottime").print_stats(25)
-    await nc.close()
-    return list(late.values()), cpu
+    arrivals: dict[str, float] = json.loads(line)
+    return cpu, arrivals
+
+
+async def record_arrivals(nats_url: str, expected: int) -> None:
+    """The recorder process: prints `ready` once subscribed, then, when `expected` OrderExpired
+    have arrived, one JSON line {order id: arrival time}. Stops by itself after 10 minutes."""
+    nc = await nats.connect(nats_url)
+    arrivals: dict[str, float] = {}
+    done = asyncio.Event()
+
+    async def on_expired(msg: Msg) -> None:
+        arrived = utc_now().timestamp()
+        _, event = parse_envelope(msg.data)
+        assert isinstance(event, OrderExpired)
+        arrivals[event.order_id] = arrived
+        if len(arrivals) == expected:
+            done.set()
+
+    await nc.jetstream().subscribe(
+        OrderExpired.subject, stream=STREAM_NAME, cb=on_expired, ordered_consumer=True
+    )
+    print("ready", flush=True)
+    try:
+        await asyncio.wait_for(done.wait(), timeout=600)
+    finally:
+        await nc.close()
+    print(json.dumps(arrivals), flush=True)
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--record-arrivals"]:
+        asyncio.run(record_arrivals(sys.argv[2], int(sys.argv[3])))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", type=int, default=50, help="orders due at the same instant")
     parser.add_argument("--spread", type=int, default=150, help="orders due at random in 1-6 s")
@@ -149,9 +201,10 @@ def main() -> int:
         f"max {max(millis):7.1f} ms"
     )
     print(
-        f"  CPU of this process from 0.2 s before the burst until its last OrderExpired "
-        f"(the service and this subscriber): {cpu * 1000:.0f} ms, "
-        f"{cpu * 1000 / len(millis):.2f} ms per expiry; load average {os.getloadavg()[0]:.1f}"
+        f"  CPU of the service's process from 0.2 s before the burst until its last "
+        f"OrderExpired arrived: {cpu * 1000:.0f} ms"
+        + (f", {cpu * 1000 / len(millis):.2f} ms per expiry" if not args.spread else "")
+        + f"; load average {os.getloadavg()[0]:.1f}"
     )
     early = [value for value in millis if value < 0]
     print(f"  fired early: {len(early)}   later than 1 s: {sum(1 for v in millis if v > 1000)}")
