@@ -9,6 +9,7 @@ from common.events import OrderCreated, UserCreated
 from fastapi import FastAPI
 from gittix_testing import TestBus, free_port
 from payment_events import BUYER_EMAIL, BUYER_ID, order_created, publish_and_settle
+from payment_requests import Cookies
 from payments.app import create_app
 from payments.settings import Settings
 
@@ -56,3 +57,9 @@ async def order(app: FastAPI, bus: TestBus) -> OrderCreated:
     created = order_created()
     await publish_and_settle(bus, UserCreated(id=BUYER_ID, email=BUYER_EMAIL, version=0), created)
     return created
+
+
+@pytest.fixture
+def buyer(session_cookie: Callable[..., Cookies]) -> Cookies:
+    """The session cookies of the buyer `order` belongs to."""
+    return session_cookie(BUYER_ID, BUYER_EMAIL)

@@ -12,8 +12,8 @@ from bson import ObjectId
 from common.events import ChargeCreated, ChargeUpdated, OrderCancelled, OrderUpdated, TicketRef
 from fastapi import FastAPI
 from gittix_testing import TestBus, free_port, http_client, running
-from payment_events import BUYER_EMAIL, BUYER_ID, order_created, publish_and_settle
-from payment_requests import pay
+from payment_events import BUYER_EMAIL, order_created, publish_and_settle
+from payment_requests import Cookies, pay
 from payments.service import ALREADY_PAID, UNAVAILABLE
 
 
@@ -21,10 +21,10 @@ async def test_paying_charges_the_price_and_publishes_the_charge(
     client: httpx.AsyncClient,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
     stripe_client: stripe.StripeClient,
 ) -> None:
-    response = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    response = await pay(client, buyer, order.id)
 
     assert response.status_code == 201
     charge_id = response.json()["id"]
@@ -50,18 +50,16 @@ async def test_a_declined_card_is_402_with_stripes_message_and_a_failed_charge(
     client: httpx.AsyncClient,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
 ) -> None:
-    response = await pay(
-        client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id, "pm_card_visa_chargeDeclined"
-    )
+    response = await pay(client, buyer, order.id, "pm_card_visa_chargeDeclined")
 
     assert response.status_code == 402
     assert response.json() == {"errors": [{"message": "Your card was declined."}]}
     updated = await bus.wait_for(ChargeUpdated, order_id=order.id)
     assert (updated.version, updated.status, updated.stripe_id) == (1, "failed", None)
     # The decline ends the order: another card is not charged for it.
-    again = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    again = await pay(client, buyer, order.id)
     assert again.json() == {"errors": [{"message": "Cannot pay for a cancelled order"}]}
     assert len(bus.published(ChargeCreated, order_id=order.id)) == 1
 
@@ -136,13 +134,13 @@ async def test_a_cancelled_order_cannot_be_paid(
     client: httpx.AsyncClient,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
 ) -> None:
     await publish_and_settle(
         bus, OrderCancelled(id=order.id, version=1, ticket=TicketRef(id=order.ticket.id))
     )
 
-    response = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    response = await pay(client, buyer, order.id)
 
     assert response.status_code == 400
     assert response.json() == {"errors": [{"message": "Cannot pay for a cancelled order"}]}
@@ -153,12 +151,11 @@ async def test_a_paid_order_cannot_be_paid_again(
     client: httpx.AsyncClient,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
 ) -> None:
-    cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
-    assert (await pay(client, cookies, order.id)).status_code == 201
+    assert (await pay(client, buyer, order.id)).status_code == 201
 
-    again = await pay(client, cookies, order.id)
+    again = await pay(client, buyer, order.id)
 
     assert again.status_code == 400
     assert again.json() == {"errors": [{"message": ALREADY_PAID}]}
@@ -168,7 +165,7 @@ async def test_a_paid_order_cannot_be_paid_again(
         OrderUpdated(id=order.id, version=1, status="awaiting_payment"),
         OrderUpdated(id=order.id, version=2, status="completed"),
     )
-    assert (await pay(client, cookies, order.id)).json() == {"errors": [{"message": ALREADY_PAID}]}
+    assert (await pay(client, buyer, order.id)).json() == {"errors": [{"message": ALREADY_PAID}]}
     assert len(bus.published(ChargeCreated, order_id=order.id)) == 1
 
 
@@ -176,11 +173,10 @@ async def test_concurrent_payments_for_one_order_charge_it_once(
     client: httpx.AsyncClient,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
 ) -> None:
-    cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
 
-    responses = await asyncio.gather(*(pay(client, cookies, order.id) for _ in range(8)))
+    responses = await asyncio.gather(*(pay(client, buyer, order.id) for _ in range(8)))
 
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [201] + [400] * 7
@@ -194,15 +190,14 @@ async def test_stripe_unreachable_is_503_and_a_retry_resumes_the_same_charge(
     database: Any,
     bus: TestBus,
     unreachable_stripe: str,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
     stripe_client: stripe.StripeClient,
 ) -> None:
     created = order_created()
-    cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
     async with running(app_factory(database=database, stripe_api_base=unreachable_stripe)) as down:
         await publish_and_settle(bus, created)
         async with http_client(down) as client:
-            failed = await pay(client, cookies, created.id)
+            failed = await pay(client, buyer, created.id)
 
     assert failed.status_code == 503
     assert failed.json() == {"errors": [{"message": UNAVAILABLE}]}
@@ -210,7 +205,7 @@ async def test_stripe_unreachable_is_503_and_a_retry_resumes_the_same_charge(
     assert bus.published(ChargeUpdated) == []  # no outcome, and certainly not completed
 
     async with running(app_factory(database=database)) as up, http_client(up) as client:
-        retried = await pay(client, cookies, created.id)
+        retried = await pay(client, buyer, created.id)
 
     assert retried.status_code == 201
     assert retried.json() == {"id": started.id}  # the same attempt, with the same idempotency key
@@ -223,9 +218,9 @@ async def test_a_payment_method_stripe_does_not_know_fails_the_charge_with_402(
     client: httpx.AsyncClient,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
 ) -> None:
-    response = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id, "pm_no_such_card")
+    response = await pay(client, buyer, order.id, "pm_no_such_card")
 
     assert response.status_code == 402
     assert response.json()["errors"][0]["message"]
@@ -262,13 +257,13 @@ async def test_stripe_failing_or_timing_out_is_503_and_never_completes_the_order
     database: Any,
     bus: TestBus,
     failing_stripe: str,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
 ) -> None:
     created = order_created()
     app = app_factory(database=database, stripe_api_base=failing_stripe, stripe_timeout_seconds=0.5)
     async with running(app), http_client(app) as client:
         await publish_and_settle(bus, created)
-        response = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), created.id)
+        response = await pay(client, buyer, created.id)
 
     assert response.status_code == 503
     assert response.json() == {"errors": [{"message": UNAVAILABLE}]}

@@ -1,11 +1,9 @@
 """payments' /metrics: charges counted by outcome as buyers pay."""
 
-from collections.abc import Callable
 from typing import Any
 
 import httpx
-from payment_events import BUYER_EMAIL, BUYER_ID
-from payment_requests import pay
+from payment_requests import Cookies, pay
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -23,10 +21,10 @@ async def charges(client: httpx.AsyncClient) -> dict[str, float]:
 async def test_a_payment_counts_one_succeeded_charge_and_no_other_outcome(
     client: httpx.AsyncClient,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
 ) -> None:
     before = await charges(client)
-    paid = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    paid = await pay(client, buyer, order.id)
 
     assert paid.status_code == 201
     after = await charges(client)

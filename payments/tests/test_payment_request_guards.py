@@ -1,22 +1,21 @@
 """The request guards every service has, on payments: another site's page cannot pay with the
 buyer's cookie (403, Stripe never asked), and a body over 64 KiB is 413."""
 
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 from common.events import ChargeCreated
 from gittix_testing import TestBus
-from payment_events import BUYER_EMAIL, BUYER_ID
+from payment_requests import Cookies
 
 
 async def test_another_site_cannot_pay_with_the_buyers_cookie(
     client: httpx.AsyncClient,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
 ) -> None:
-    client.cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
+    client.cookies = buyer
 
     response = await client.post(
         "/api/payments",
@@ -38,9 +37,9 @@ async def test_another_site_cannot_pay_with_the_buyers_cookie(
 
 
 async def test_a_body_over_64_kib_is_413(
-    client: httpx.AsyncClient, order: Any, session_cookie: Callable[..., dict[str, str]]
+    client: httpx.AsyncClient, order: Any, buyer: Cookies
 ) -> None:
-    client.cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
+    client.cookies = buyer
 
     response = await client.post(
         "/api/payments", json={"orderId": order.id, "token": "pm_" + "x" * (64 * 1024)}

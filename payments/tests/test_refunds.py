@@ -12,23 +12,21 @@ from common.events import ChargeCreated, ChargeUpdated
 from fastapi import FastAPI
 from gittix_testing import TestBus, free_port, http_client, running, wait_until
 from payment_events import (
-    BUYER_EMAIL,
-    BUYER_ID,
     expired_while_paying,
     order_created,
     publish_and_settle,
 )
-from payment_requests import pay
+from payment_requests import Cookies, pay
 
 
 async def test_a_cancellation_arriving_after_the_charge_refunds_it(
     client: httpx.AsyncClient,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
     stripe_client: stripe.StripeClient,
 ) -> None:
-    paid = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    paid = await pay(client, buyer, order.id)
     assert paid.status_code == 201
 
     await publish_and_settle(bus, *expired_while_paying(order))
@@ -93,15 +91,14 @@ async def test_buyer_pays_in_the_instant_the_order_expires_and_is_refunded(
     database: Any,
     bus: TestBus,
     held_stripe: tuple[HeldStripe, str],
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
 ) -> None:
     held, stripe_base = held_stripe
     created = order_created()
     async with running(app_factory(database=database, stripe_api_base=stripe_base)) as app:
         await publish_and_settle(bus, created)
         async with http_client(app) as client:
-            cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
-            paying = asyncio.create_task(pay(client, cookies, created.id))
+            paying = asyncio.create_task(pay(client, buyer, created.id))
             # The card is being charged at Stripe ...
             await wait_until(held.arrived.wait, timeout=10, message="no charge reached Stripe")
             await publish_and_settle(bus, *expired_while_paying(created))  # ... as it expires
@@ -123,14 +120,14 @@ async def test_an_attempt_stripe_never_saw_is_not_made_for_a_cancelled_order(
     database: Any,
     bus: TestBus,
     unreachable_stripe: str,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
     stripe_client: stripe.StripeClient,
 ) -> None:
     created = order_created()
     async with running(app_factory(database=database, stripe_api_base=unreachable_stripe)) as app:
         await publish_and_settle(bus, created)
         async with http_client(app) as client:
-            response = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), created.id)
+            response = await pay(client, buyer, created.id)
     assert response.status_code == 503
 
     # Stripe is back and the order expires: the lost attempt never reached Stripe, so it is

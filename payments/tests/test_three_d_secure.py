@@ -3,7 +3,7 @@ outcome completes the charge (the buyer paying again, or Stripe's webhook) or fa
 an abandoned one is cancelled at Stripe when the order expires; one passed too late is refunded."""
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,8 +13,8 @@ from aiohttp import web
 from common.events import ChargeCreated, ChargeUpdated
 from conftest import WEBHOOK_SECRET
 from gittix_testing import TestBus, free_port
-from payment_events import BUYER_EMAIL, BUYER_ID, expired_while_paying, publish_and_settle
-from payment_requests import CARD_3DS, pay, waiting_charge
+from payment_events import expired_while_paying, publish_and_settle
+from payment_requests import CARD_3DS, Cookies, pay, waiting_charge
 from payments.service import AUTHENTICATION_FAILED
 from stripe_events import WEBHOOK_PATH
 
@@ -35,10 +35,10 @@ async def test_a_card_asking_for_3ds_answers_202_and_the_order_waits(
     client: httpx.AsyncClient,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
     stripe_client: stripe.StripeClient,
 ) -> None:
-    response = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id, CARD_3DS)
+    response = await pay(client, buyer, order.id, CARD_3DS)
 
     assert response.status_code == 202
     body = response.json()
@@ -57,13 +57,12 @@ async def test_paying_again_after_passing_3ds_completes_the_same_charge(
     bus: TestBus,
     order: Any,
     localstripe: str,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
 ) -> None:
-    cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
-    challenge = await waiting_charge(client, cookies, order.id)
+    challenge = await waiting_charge(client, buyer, order.id)
 
     await authenticate(localstripe, challenge, success=True)
-    response = await pay(client, cookies, order.id, CARD_3DS)
+    response = await pay(client, buyer, order.id, CARD_3DS)
 
     assert response.status_code == 201
     assert response.json() == {"id": challenge["id"]}
@@ -77,14 +76,13 @@ async def test_failing_3ds_fails_the_charge_at_once_and_cancels_the_intent(
     bus: TestBus,
     order: Any,
     localstripe: str,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
     stripe_client: stripe.StripeClient,
 ) -> None:
-    cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
-    challenge = await waiting_charge(client, cookies, order.id)
+    challenge = await waiting_charge(client, buyer, order.id)
 
     await authenticate(localstripe, challenge, success=False)
-    response = await pay(client, cookies, order.id, CARD_3DS)
+    response = await pay(client, buyer, order.id, CARD_3DS)
 
     assert response.status_code == 402
     assert response.json() == {"errors": [{"message": AUTHENTICATION_FAILED}]}
@@ -98,10 +96,10 @@ async def test_an_abandoned_challenge_is_cancelled_at_stripe_when_the_order_expi
     client: httpx.AsyncClient,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
     stripe_client: stripe.StripeClient,
 ) -> None:
-    challenge = await waiting_charge(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    challenge = await waiting_charge(client, buyer, order.id)
 
     await publish_and_settle(bus, *expired_while_paying(order))
 
@@ -116,10 +114,10 @@ async def test_3ds_passed_after_the_order_expired_is_refunded(
     bus: TestBus,
     order: Any,
     localstripe: str,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
     stripe_client: stripe.StripeClient,
 ) -> None:
-    challenge = await waiting_charge(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    challenge = await waiting_charge(client, buyer, order.id)
     # The buyer passes the challenge just as the order expires, before any webhook arrives.
     await authenticate(localstripe, challenge, success=True)
 
@@ -183,10 +181,10 @@ async def test_the_webhook_completes_a_3ds_payment_whose_tab_was_closed(
     bus: TestBus,
     order: Any,
     localstripe: str,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
     webhooks_from_localstripe: WebhookRelay,
 ) -> None:
-    challenge = await waiting_charge(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    challenge = await waiting_charge(client, buyer, order.id)
 
     # The buyer passes the challenge and closes the tab: nobody calls GitTix again.
     await authenticate(localstripe, challenge, success=True)

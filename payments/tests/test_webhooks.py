@@ -2,7 +2,6 @@
 Stripe-Signature is accepted; each event is applied once; events arrive in any order, twice, or
 for intents GitTix does not know, and the charge ends as Stripe says."""
 
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -11,8 +10,7 @@ from bson import ObjectId
 from common.events import ChargeCreated, ChargeDispute, ChargeUpdated, ChargeUpdatedV2
 from conftest import WEBHOOK_SECRET
 from gittix_testing import TestBus
-from payment_events import BUYER_EMAIL, BUYER_ID
-from payment_requests import pay, waiting_charge
+from payment_requests import Cookies, pay, waiting_charge
 from payments.service import AUTHENTICATION_FAILED
 from stripe_events import (
     WEBHOOK_PATH,
@@ -31,9 +29,9 @@ async def test_an_event_without_a_valid_signature_is_400_and_changes_nothing(
     client: httpx.AsyncClient,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
 ) -> None:
-    charge = await waiting_charge(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    charge = await waiting_charge(client, buyer, order.id)
     event = intent_succeeded(charge["paymentIntentId"])
     client.cookies = {}
 
@@ -69,9 +67,9 @@ async def test_succeeded_completes_a_payment_whose_post_never_returned_once(
     client: httpx.AsyncClient,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
 ) -> None:
-    charge = await waiting_charge(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    charge = await waiting_charge(client, buyer, order.id)
     client.cookies = {}  # Stripe has no session
     event = intent_succeeded(charge["paymentIntentId"])
 
@@ -97,9 +95,9 @@ async def test_succeeded_finds_a_charge_by_its_metadata_when_the_intent_id_was_n
     app: Any,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
 ) -> None:
-    charge = await waiting_charge(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    charge = await waiting_charge(client, buyer, order.id)
     # As if the create call's answer was lost: the charge does not know its intent.
     db = app.state.runtime.db
     await db[repository.CHARGES].update_one(
@@ -133,11 +131,10 @@ async def test_payment_failed_fails_the_charge_and_cancels_the_intent(
     app: Any,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
     stripe_client: stripe.StripeClient,
 ) -> None:
-    cookies = session_cookie(BUYER_ID, BUYER_EMAIL)
-    charge = await waiting_charge(client, cookies, order.id)
+    charge = await waiting_charge(client, buyer, order.id)
     event = stripe_event(
         "payment_intent.payment_failed",
         intent_data(
@@ -156,7 +153,7 @@ async def test_payment_failed_fails_the_charge_and_cancels_the_intent(
     stored = await repository.find_charge(app.state.runtime.db, charge_id=ObjectId(charge["id"]))
     assert stored is not None and stored.get("failure") == AUTHENTICATION_FAILED
     # The order is over for this buyer: paying again is refused.
-    again = await pay(client, cookies, order.id)
+    again = await pay(client, buyer, order.id)
     assert again.json() == {"errors": [{"message": "Cannot pay for a cancelled order"}]}
 
 
@@ -164,9 +161,9 @@ async def test_canceled_fails_a_waiting_charge(
     client: httpx.AsyncClient,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
 ) -> None:
-    charge = await waiting_charge(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    charge = await waiting_charge(client, buyer, order.id)
     intent_id = charge["paymentIntentId"]
 
     canceled = stripe_event("payment_intent.canceled", intent_data(intent_id, "canceled"))
@@ -179,9 +176,9 @@ async def test_refunded_before_succeeded_completes_then_records_the_refund(
     client: httpx.AsyncClient,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
 ) -> None:
-    charge = await waiting_charge(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    charge = await waiting_charge(client, buyer, order.id)
     intent_id = charge["paymentIntentId"]
     refunded = stripe_event("charge.refunded", refunded_charge_data(intent_id, "re_outside"))
     succeeded = intent_succeeded(intent_id)
@@ -200,10 +197,10 @@ async def test_a_refund_made_outside_gittix_is_recorded_on_the_charge(
     client: httpx.AsyncClient,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
     stripe_client: stripe.StripeClient,
 ) -> None:
-    paid = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    paid = await pay(client, buyer, order.id)
     assert paid.status_code == 201
     completed = await bus.wait_for(ChargeUpdated, id=paid.json()["id"])
     assert completed.stripe_id is not None
@@ -224,9 +221,9 @@ async def test_a_dispute_shows_on_the_charge_and_an_older_state_never_overwrites
     app: Any,
     bus: TestBus,
     order: Any,
-    session_cookie: Callable[..., dict[str, str]],
+    buyer: Cookies,
 ) -> None:
-    paid = await pay(client, session_cookie(BUYER_ID, BUYER_EMAIL), order.id)
+    paid = await pay(client, buyer, order.id)
     charge_id = paid.json()["id"]
     completed = await bus.wait_for(ChargeUpdated, id=charge_id)
     assert completed.stripe_id is not None
