@@ -44,7 +44,7 @@ async def count_reserve_attempt(db: Database, settings: Settings, *, user_id: st
 def free_slot(taken: set[int], *, limit: int) -> int | None:
     """The lowest of the buyer's `limit` slots their unpaid orders do not hold; None when they
     hold `limit` or more (a lowered limit leaves slots above it in use: they count too)."""
-    free = [slot for slot in range(limit) if slot not in taken]
-    if not free or len(taken) >= limit:
+    if len(taken) >= limit:
         return None
-    return free[0]
+    # The first gap: at most len(taken) + 1 looks, however high the limit is set.
+    return next((slot for slot in range(limit) if slot not in taken), None)
