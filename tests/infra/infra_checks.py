@@ -5,6 +5,7 @@ that cannot fail is noticed.
 """
 
 import base64
+import functools
 import importlib
 import ipaddress
 import json
@@ -105,16 +106,26 @@ def schema_problems(objects: Iterable[Manifest], version: str = KUBERNETES_VERSI
                 path = ".".join(str(p) for p in error.absolute_path)
                 problems.append(f"{where}: {path}: {error.message}")
             continue
-        try:
-            kubernetes_validate.validate(obj, version, strict=True)
-        except SchemaNotFoundError:
-            problems.append(
-                f"{where}: no {obj.get('apiVersion')} {obj.get('kind')} in Kubernetes {version}"
-            )
-        except kubernetes_validate.ValidationError as error:
-            path = ".".join(str(p) for p in error.absolute_path)
-            problems.append(f"{where}: {path}: {error.message}")
+        found = _kubernetes_problems(json.dumps(obj, sort_keys=True), version)
+        problems.extend(f"{where}: {problem}" for problem in found)
     return problems
+
+
+@functools.cache
+def _kubernetes_problems(document: str, version: str) -> tuple[str, ...]:
+    """One object (as JSON) strictly against Kubernetes `version`'s schema. Cached by content:
+    kubernetes_validate reads the whole definitions file for every object, and the suite checks
+    the same rendered objects many times (each broken copy differs from the real render in one
+    object only)."""
+    obj = json.loads(document)
+    try:
+        kubernetes_validate.validate(obj, version, strict=True)
+    except SchemaNotFoundError:
+        return (f"no {obj.get('apiVersion')} {obj.get('kind')} in Kubernetes {version}",)
+    except kubernetes_validate.ValidationError as error:
+        path = ".".join(str(p) for p in error.absolute_path)
+        return (f"{path}: {error.message}",)
+    return ()
 
 
 # ----------------------------------------------------------------------------------- workloads
