@@ -147,6 +147,13 @@ def ticket_for_sale(app: FastAPI, bus: TestBus) -> Callable[..., Awaitable[Ticke
     return announce
 
 
+async def order_ticket(
+    client: httpx.AsyncClient, headers: Headers, ticket_id: str
+) -> httpx.Response:
+    """POST /api/orders for that ticket as whoever `headers` signs in, whatever the answer."""
+    return await client.post("/api/orders", json={"ticketId": ticket_id}, headers=headers)
+
+
 @pytest.fixture
 def place_order(
     client: httpx.AsyncClient, buyer: Headers
@@ -154,9 +161,7 @@ def place_order(
     """Reserve a ticket as the buyer (or `as_user`); returns the order as the API shows it."""
 
     async def place(ticket_id: str, as_user: Headers | None = None) -> dict[str, Any]:
-        response = await client.post(
-            "/api/orders", json={"ticketId": ticket_id}, headers=as_user or buyer
-        )
+        response = await order_ticket(client, as_user or buyer, ticket_id)
         assert response.status_code == 201, response.text
         return response.json()
 

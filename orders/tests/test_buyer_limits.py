@@ -10,6 +10,7 @@ import httpx
 import pytest
 from bson import ObjectId
 from common.events import ChargeUpdated, OrderCreated, OrderExpired, TicketCreated
+from conftest import BUYER_ID, order_ticket
 from fastapi import FastAPI
 from gittix_testing import TestBus, http_client, running
 from orders.app import create_app
@@ -21,7 +22,6 @@ TicketForSale = Callable[..., Awaitable[TicketCreated]]
 PlaceOrder = Callable[..., Awaitable[dict[str, Any]]]
 Settle = Callable[[type[Any]], Awaitable[None]]
 Headers = dict[str, str]
-BUYER_ID = "64c000000000000000000002"
 TOO_MANY = {
     "errors": [
         {
@@ -36,10 +36,6 @@ TOO_MANY = {
 def app_factory() -> Callable[..., FastAPI]:
     # A rate limit out of the way: these tests are about the other rules.
     return lambda **kwargs: create_app(Settings(orders_rate_limit=1000), **kwargs)  # type: ignore[call-arg]
-
-
-async def reserve(client: httpx.AsyncClient, ticket_id: str, headers: Headers) -> httpx.Response:
-    return await client.post("/api/orders", json={"ticketId": ticket_id}, headers=headers)
 
 
 async def tickets(ticket_for_sale: TicketForSale, count: int) -> list[TicketCreated]:
@@ -62,7 +58,7 @@ async def test_a_seller_cannot_order_their_own_ticket(
     await bus.publish(own)
     await settle(TicketCreated)
 
-    response = await reserve(client, own.id, buyer)
+    response = await order_ticket(client, buyer, own.id)
 
     assert response.status_code == 400
     assert response.json() == {
@@ -70,7 +66,7 @@ async def test_a_seller_cannot_order_their_own_ticket(
     }
     assert (await client.get("/api/orders", headers=buyer)).json() == []
     # Still on sale to everyone else.
-    assert (await reserve(client, own.id, other_buyer)).status_code == 201
+    assert (await order_ticket(client, other_buyer, own.id)).status_code == 201
     assert [event.user_id for event in bus.published(OrderCreated)] != [BUYER_ID]
 
 
@@ -85,15 +81,15 @@ async def test_a_buyer_holds_at_most_five_unpaid_orders(
 ) -> None:
     sixth, *five = await tickets(ticket_for_sale, 6)
     for ticket in five:
-        assert (await reserve(client, ticket.id, buyer)).status_code == 201
+        assert (await order_ticket(client, buyer, ticket.id)).status_code == 201
 
-    refused = await reserve(client, sixth.id, buyer)
+    refused = await order_ticket(client, buyer, sixth.id)
 
     assert refused.status_code == 400
     assert refused.json() == TOO_MANY
     assert len((await client.get("/api/orders", headers=buyer)).json()) == 5
     # The limit is the buyer's, not the ticket's: someone else can still reserve it.
-    assert (await reserve(client, sixth.id, other_buyer)).status_code == 201
+    assert (await order_ticket(client, other_buyer, sixth.id)).status_code == 201
 
 
 async def test_paying_cancelling_or_expiring_frees_a_place(
@@ -105,25 +101,25 @@ async def test_paying_cancelling_or_expiring_frees_a_place(
     settle: Settle,
 ) -> None:
     more = await tickets(ticket_for_sale, 8)
-    orders = [(await reserve(client, ticket.id, buyer)).json() for ticket in more[:5]]
-    assert (await reserve(client, more[5].id, buyer)).json() == TOO_MANY
+    orders = [(await order_ticket(client, buyer, ticket.id)).json() for ticket in more[:5]]
+    assert (await order_ticket(client, buyer, more[5].id)).json() == TOO_MANY
 
     # Paid: a completed order is a purchase, not a hold.
     await bus.publish(events.charge_updated(orders[0]["id"], "completed"))
     await settle(ChargeUpdated)
-    assert (await reserve(client, more[5].id, buyer)).status_code == 201
-    assert (await reserve(client, more[6].id, buyer)).json() == TOO_MANY
+    assert (await order_ticket(client, buyer, more[5].id)).status_code == 201
+    assert (await order_ticket(client, buyer, more[6].id)).json() == TOO_MANY
 
     # Cancelled by the buyer.
     deleted = await client.delete(f"/api/orders/{orders[1]['id']}", headers=buyer)
     assert deleted.status_code == 204
-    assert (await reserve(client, more[6].id, buyer)).status_code == 201
-    assert (await reserve(client, more[7].id, buyer)).json() == TOO_MANY
+    assert (await order_ticket(client, buyer, more[6].id)).status_code == 201
+    assert (await order_ticket(client, buyer, more[7].id)).json() == TOO_MANY
 
     # Expired.
     await bus.publish(events.order_expired(orders[2]["id"]))
     await settle(OrderExpired)
-    assert (await reserve(client, more[7].id, buyer)).status_code == 201
+    assert (await order_ticket(client, buyer, more[7].id)).status_code == 201
 
 
 async def test_a_refused_reservation_holds_no_place(
@@ -133,12 +129,12 @@ async def test_a_refused_reservation_holds_no_place(
     ticket_for_sale: TicketForSale,
 ) -> None:
     taken, *mine = await tickets(ticket_for_sale, 6)
-    assert (await reserve(client, taken.id, other_buyer)).status_code == 201
+    assert (await order_ticket(client, other_buyer, taken.id)).status_code == 201
     for _ in range(3):
-        assert (await reserve(client, taken.id, buyer)).status_code == 400
+        assert (await order_ticket(client, buyer, taken.id)).status_code == 400
 
     for ticket in mine:
-        assert (await reserve(client, ticket.id, buyer)).status_code in (201, 400)
+        assert (await order_ticket(client, buyer, ticket.id)).status_code in (201, 400)
     statuses = [
         order["status"] for order in (await client.get("/api/orders", headers=buyer)).json()
     ]
@@ -171,7 +167,7 @@ async def test_simultaneous_reservations_cannot_pass_the_limit(
 
     monkeypatch.setattr(repository, "taken_slots", read_together)
 
-    responses = await asyncio.gather(*(reserve(client, ticket.id, buyer) for ticket in wanted))
+    responses = await asyncio.gather(*(order_ticket(client, buyer, ticket.id) for ticket in wanted))
 
     assert everyone_read.is_set()
     assert sorted(response.status_code for response in responses) == [201] * 5 + [400] * 4
@@ -201,14 +197,14 @@ async def test_reserving_is_rate_limited_per_user_with_retry_after(
         await bus.wait_consumer_idle("orders-ticket-created-v1")
         # Refused attempts count as much as successful ones.
         attempts = [
-            await reserve(client, str(ObjectId()), buyer),
-            await reserve(client, ticket.id, buyer),
-            await reserve(client, ticket.id, buyer),
+            await order_ticket(client, buyer, str(ObjectId())),
+            await order_ticket(client, buyer, ticket.id),
+            await order_ticket(client, buyer, ticket.id),
         ]
         assert [response.status_code for response in attempts] == [404, 201, 400]
 
-        throttled = await reserve(client, str(ObjectId()), buyer)
-        someone_else = await reserve(client, str(ObjectId()), other_buyer)
+        throttled = await order_ticket(client, buyer, str(ObjectId()))
+        someone_else = await order_ticket(client, other_buyer, str(ObjectId()))
 
     assert throttled.status_code == 429
     assert throttled.json() == {
@@ -232,7 +228,7 @@ async def test_reserving_or_cancelling_from_another_site_is_403(
     order = await place_order(first.id)
     cross_site = {**buyer, "origin": "https://evil.example", "sec-fetch-site": "cross-site"}
 
-    reserved = await reserve(client, second.id, cross_site)
+    reserved = await order_ticket(client, cross_site, second.id)
     cancelled = await client.delete(f"/api/orders/{order['id']}", headers=cross_site)
 
     assert (reserved.status_code, cancelled.status_code) == (403, 403)
@@ -241,7 +237,7 @@ async def test_reserving_or_cancelling_from_another_site_is_403(
     assert shown.json()["status"] == "created"
     assert len((await client.get("/api/orders", headers=buyer)).json()) == 1
     same_site = {**buyer, "origin": "https://testserver", "sec-fetch-site": "same-origin"}
-    assert (await reserve(client, second.id, same_site)).status_code == 201
+    assert (await order_ticket(client, same_site, second.id)).status_code == 201
 
 
 async def test_a_body_over_64_kib_is_413(client: httpx.AsyncClient, buyer: Headers) -> None:

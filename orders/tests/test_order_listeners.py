@@ -25,6 +25,7 @@ from common.events import (
     TicketCreated,
     TicketUpdated,
 )
+from conftest import order_ticket
 from gittix_testing import TestBus
 from gittix_testing.waiting import wait_until
 
@@ -33,12 +34,6 @@ PlaceOrder = Callable[..., Awaitable[dict[str, Any]]]
 Settle = Callable[..., Awaitable[None]]
 Headers = dict[str, str]
 Order = dict[str, Any]
-
-
-async def order_ticket(
-    client: httpx.AsyncClient, headers: Headers, ticket_id: str
-) -> httpx.Response:
-    return await client.post("/api/orders", json={"ticketId": ticket_id}, headers=headers)
 
 
 async def show(client: httpx.AsyncClient, headers: Headers, order_id: str) -> dict[str, Any]:
