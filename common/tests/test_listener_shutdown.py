@@ -88,5 +88,7 @@ async def test_a_listener_finishes_the_message_in_hand_before_stopping(
     async with asyncio.timeout(5):
         await stopping
 
+    # The ack is sent before stop() returns; the server counts it a moment later.
+    await bus.wait_consumer_idle("svc-ticket-created-v1")
     info = await bus.consumer_info("svc-ticket-created-v1")
     assert (info.num_ack_pending, info.num_pending, info.num_redelivered) == (0, 0, 0)
