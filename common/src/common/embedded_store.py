@@ -38,6 +38,7 @@ from typing import Any
 from bson import ObjectId
 
 TTL_MONITOR_SECONDS = 1.0
+_EPOCH = datetime(1970, 1, 1)  # stored dates are naive UTC
 
 _installed = False
 
@@ -78,39 +79,36 @@ def _bucket_value(value: Any) -> Any:
     return _ANY_VALUE
 
 
-def _comparable(value: Any) -> tuple[int, Any] | None:
-    """`value` as mongomock's sort compares it (BSON type order, then the value), as a plain
-    tuple; None for what it does not order totally (NaN, aware dates, arrays, documents...)."""
+def _ascending(flag: int, value: Any) -> tuple[Any, ...] | None:
+    """`value` as mongomock's sort compares it (its flag for empty arrays, BSON type order, then
+    the value), as a tuple Python compares natively; None for what mongomock does not order
+    totally (NaN, aware dates, arrays of arrays, documents...)."""
     if value is None:
-        return (5, 0)
+        return (flag, 5, 0)
     if isinstance(value, bool):
-        return (40, value)
+        return (flag, 40, int(value))
     if isinstance(value, int | float):
-        return None if value != value else (10, value)
+        return None if value != value else (flag, 10, value)
     if isinstance(value, str):
-        return (15, value)
+        return (flag, 15, value)
     if isinstance(value, ObjectId):
-        return (35, value)
+        return (flag, 35, value.binary)
     if isinstance(value, datetime) and value.tzinfo is None:
-        return (45, value)
+        return (flag, 45, value - _EPOCH)
     return None
 
 
-class _Descending:
-    """A sort key part in reverse order."""
-
-    __slots__ = ("part",)
-
-    def __init__(self, part: tuple[Any, ...]) -> None:
-        self.part = part
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Descending) and self.part == other.part
-
-    def __lt__(self, other: "_Descending") -> bool:
-        return other.part < self.part
-
-    __hash__ = None  # type: ignore[assignment]
+def _descending(part: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An ascending part (above) turned so that Python's order of it is the reverse."""
+    flag, rank, value = part
+    if rank == 15:
+        # Each code point reversed, and a shorter string (a prefix) now after the longer one.
+        turned: Any = (*(-ord(character) for character in value), 1)
+    elif rank == 35:
+        turned = -int.from_bytes(value, "big")
+    else:
+        turned = -value  # a number, 0 for null, or a timedelta
+    return (-flag, -rank, turned)
 
 
 class _Ordering:
@@ -145,11 +143,10 @@ class _Ordering:
         parts: list[Any] = []
         for field, direction in self.sort:
             flag, wrapped = resolve_sort_key(field, document)
-            comparable = _comparable(wrapped.obj)
-            if comparable is None:
+            part = _ascending(flag, wrapped.obj)
+            if part is None:
                 return None
-            part = (flag, *comparable)
-            parts.append(part if direction > 0 else _Descending(part))
+            parts.append(part if direction > 0 else _descending(part))
         return tuple(parts)
 
     def fill(self, documents: Mapping[Any, Any], positions: Mapping[Any, int]) -> None:
