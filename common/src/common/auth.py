@@ -49,14 +49,18 @@ def verify_session(token: str, public_key: str) -> UserPayload | None:
         return None
 
 
-def current_user(request: Request) -> UserPayload | None:
+# The dependencies are coroutines, though they never wait: FastAPI runs a plain `def`
+# dependency on a worker thread, two thread hand-offs per request for a check of ~0.1 ms.
+async def current_user(request: Request) -> UserPayload | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
     return verify_session(token, request.app.state.settings.jwt_public_key)
 
 
-def require_user(user: Annotated[UserPayload | None, Depends(current_user)]) -> UserPayload:
+async def require_user(
+    user: Annotated[UserPayload | None, Depends(current_user)],
+) -> UserPayload:
     if user is None:
         raise Unauthenticated()
     return user

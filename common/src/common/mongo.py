@@ -65,7 +65,8 @@ def parse_object_id(value: str, *, field: str = "id", missing_is_404: bool = Fal
         raise Invalid(f"{field} must be a valid id", field=field) from None
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
+    # A coroutine so FastAPI runs it on the event loop, not on a worker thread.
     return request.app.state.db
 
 

@@ -219,8 +219,9 @@ def create_service_app(
     return app
 
 
-def get_runtime(request: Request) -> ServiceRuntime[Any]:
+async def get_runtime(request: Request) -> ServiceRuntime[Any]:
     """The running service's runtime; a service declares its typed dependency with it:
-    `RuntimeDep = Annotated[OrdersRuntime, Depends(get_runtime)]`."""
+    `RuntimeDep = Annotated[OrdersRuntime, Depends(get_runtime)]`. A coroutine so FastAPI runs
+    it on the event loop, not on a worker thread."""
     runtime: ServiceRuntime[Any] = request.app.state.runtime
     return runtime
