@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 import nats
-from bench_tracing import PASSWORD, cpu_seconds, tree
+from bench_tracing import PASSWORD, cpu_seconds, export_tree, tree
 from common.messaging import STREAM_NAME
 from devserver.harness import RunningSystem, running_system
 
@@ -205,15 +205,20 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--idle-seconds", type=float, default=5.0)
+    parser.add_argument("--commit", help="run the services' code of this commit (e.g. a before)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-order-cpu-") as data:
-        with running_system(Path(data)) as system:
+        env = {}
+        if args.commit:
+            env["PYTHONPATH"] = export_tree(args.commit, Path(data) / "source")
+        with running_system(Path(data), env=env) as system:
             results = asyncio.run(
                 measure(system, sizes, args.orders, args.concurrency, args.idle_seconds)
             )
+    code = f"code of {args.commit}" if args.commit else "this tree"
     print(
-        f"whole-stack CPU per placed order, {args.orders} orders at concurrency "
+        f"whole-stack CPU per placed order ({code}), {args.orders} orders at concurrency "
         f"{args.concurrency} through the HTTPS entry point"
     )
     small = results[0]["ms"]
