@@ -6,8 +6,9 @@ into the database, as the service stores them), then creates `--writes` tickets 
 many through the HTTP routes (httpx's ASGI transport, no network), and waits until every
 TicketCreated / TicketUpdated is on the stream, then times 50 GET /api/tickets (its first
 page: wall-time p50, and CPU per request). CPU is this process's (service, relay and
-client); the figure is CPU per write, event published included. The goals (issue 12): a write at 10,000 tickets within 1.3x its cost at
-100; the list's p50 at 10,000 within 1.5x its p50 at 100. The issue's sizes: --sizes 100,10000.
+client); the figure is CPU per write, event published included. The goals (issue 12): a write
+at 10,000 tickets within 1.3x its cost at 100; the list's p50 at 10,000 within 1.5x its p50 at
+100. The issue's sizes: --sizes 100,10000.
 """
 
 import argparse
