@@ -21,6 +21,7 @@ INDEXES: list[list[tuple[str, int]]] = [
     [("a", 1), ("b", 1), ("s", 1)],
     [("b", -1), ("_id", 1)],
     [("s", 1)],
+    [("d.x", 1), ("_id", 1)],
 ]
 SORTS: list[list[tuple[str, int]]] = [
     [("s", -1), ("_id", -1)],  # served with `a` by equality (the services' shape)
@@ -31,6 +32,8 @@ SORTS: list[list[tuple[str, int]]] = [
     [("b", -1), ("_id", 1)],
     [("b", 1)],  # no declared index: mongomock sorts
     [("n", 1), ("_id", -1)],
+    [("d.x", 1), ("_id", 1)],  # a field of a sub-document (or of each in an array)
+    [("d.x", -1), ("_id", -1)],
 ]
 EPOCH = datetime(2026, 1, 1)
 
@@ -65,6 +68,10 @@ def random_document(rng: random.Random, *, odd: bool) -> dict[str, Any]:
             document[field] = random_value(rng, odd=odd)
     if rng.random() < 0.5:
         document["s"] = EPOCH + timedelta(seconds=rng.randint(0, 20))
+    if rng.random() < 0.5:
+        document["d"] = {"x": random_value(rng, odd=odd)}
+    elif odd and rng.random() < 0.2:
+        document["d"] = [{"x": random_value(rng, odd=odd)}, {"y": 1}]
     if rng.random() < 0.8:
         document["_id"] = rng.choice([ObjectId(), rng.randint(0, 40), f"id{rng.randint(0, 40)}"])
     return document
@@ -96,7 +103,7 @@ def random_write(rng: random.Random, collection: Any, ids: list[Any], *, odd: bo
         if roll < 0.45 or target is None:
             collection.insert_one(random_document(rng, odd=odd))
         elif roll < 0.65:
-            field = rng.choice(["a", "b", "s", "n"])
+            field = rng.choice(["a", "b", "s", "n", "d.x"])
             if rng.random() < 0.2:
                 collection.update_one({"_id": target}, {"$unset": {field: ""}})
             else:
@@ -119,8 +126,8 @@ def random_write(rng: random.Random, collection: Any, ids: list[Any], *, odd: bo
             collection.delete_one({"_id": target})
         else:
             collection.delete_many({"b": random_value(rng, odd=odd)})
-    except (DuplicateKeyError, WriteError, TypeError):
-        pass  # a duplicate _id, or $inc on a string: refused, as mongomock refuses it
+    except (DuplicateKeyError, WriteError, TypeError, ValueError):
+        pass  # a duplicate _id, $inc on a string, d.x of an array: refused as mongomock does
 
 
 def answer(run: Callable[[], Any]) -> Any:

@@ -142,8 +142,15 @@ class _Ordering:
 
         parts: list[Any] = []
         for field, direction in self.sort:
-            flag, wrapped = resolve_sort_key(field, document)
-            part = _ascending(flag, wrapped.obj)
+            if "." in field:
+                flag, wrapped = resolve_sort_key(field, document)
+                value = wrapped.obj
+            else:  # what resolve_sort_key gives for a top-level field, without its detour
+                value = document.get(field)
+                flag = 1
+                if isinstance(value, list | tuple):
+                    flag, value = (1, value[0]) if value else (0, None)
+            part = _ascending(flag, value)
             if part is None:
                 return None
             parts.append(part if direction > 0 else _descending(part))
