@@ -16,7 +16,10 @@ make the queries the services make cost what they cost on MongoDB with its index
   timezone-aware, every matching document before cutting the page);
 - expired documents are removed at most once per `TTL_MONITOR_SECONDS` per collection instead
   of on every access. MongoDB's own TTL monitor runs every 60 seconds, so nothing may rely on
-  an expired document being gone sooner; the services never do.
+  an expired document being gone sooner; the services never do;
+- an update of one document named by `_id` that sets, pushes to or pulls from top-level fields
+  (the outbox's writes) builds the changed document without mongomock's deep copies
+  (`common.embedded_updates`).
 
 Answers are mongomock's own, in its order (ties in a sort keep the store's order), for every
 valid query; anything these paths do not handle goes to mongomock's code. An invalid filter
@@ -494,6 +497,9 @@ def install() -> None:
     CollectionStore.__delitem__ = delete_document  # type: ignore[method-assign]
     CollectionStore.drop = drop  # type: ignore[method-assign]
     CollectionStore._remove_expired_documents = remove_expired_now_and_then  # type: ignore[method-assign]
+    from common import embedded_updates
+
+    embedded_updates.install()
     _installed = True
 
 

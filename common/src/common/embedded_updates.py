@@ -1,0 +1,156 @@
+"""The embedded store's update of one document found by `_id`: mongomock's answer, less copying.
+
+mongomock updates a document by deep-copying it first (to tell whether it changed and to roll
+back a duplicate key), then running its general update machinery, which deep-copies an array
+again for a `$pull`. The outbox writes twice per event (its entry pushed with the change, then
+pulled once published), so on the embedded store that copying is most of an event's cost.
+
+The updates the services make most are narrower: `update_one` (or `find_one_and_update`) of the
+document a filter names by `_id`, changing top-level fields with `$set`, `$push` (`$each`) and
+`$pull` (a condition on array elements that are documents). Those build the changed document as
+a new dict (a shallow copy with the changed fields replaced) and store it in place of the old
+one, with mongomock's own field setter, filter and unique-index check, so the stored result,
+the matched/modified counts and the errors are mongomock's. Anything else (upserts, `update_many`,
+dotted or positional paths, other operators, a field named twice) is mongomock's own `_update`.
+"""
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from common.embedded_store import _id_candidates
+
+_OPERATORS = frozenset({"$set", "$push", "$pull"})
+
+_installed = False
+
+
+def _narrow(document: Any) -> bool:
+    """Whether an update only sets, pushes to or pulls from top-level fields, each field once."""
+    if not isinstance(document, dict) or not document:
+        return False
+    fields_seen: set[str] = set()
+    for operator, fields in document.items():
+        if operator not in _OPERATORS or not isinstance(fields, dict) or not fields:
+            return False
+        for field, value in fields.items():
+            if (
+                not isinstance(field, str)
+                or not field
+                or field == "_id"
+                or "." in field
+                or field.startswith("$")
+                or "\0" in field
+                or field in fields_seen
+            ):
+                return False
+            fields_seen.add(field)
+            if operator == "$push" and isinstance(value, dict):
+                if set(value) != {"$each"} or not isinstance(value["$each"], list | tuple):
+                    return False
+            if operator == "$pull" and not isinstance(value, dict):
+                return False
+    return True
+
+
+def install() -> None:
+    """Patch mongomock's Collection._update (once); idempotent."""
+    global _installed
+    if _installed:
+        return
+    from mongomock import DuplicateKeyError, OperationFailure, helpers
+    from mongomock.collection import Collection, _set_updater
+    from mongomock.filtering import filter_applies
+
+    update = Collection._update
+
+    def pulled(condition: Mapping[str, Any], element: Any) -> bool:
+        # mongomock's $pull test for a condition that is a document.
+        try:
+            if filter_applies(condition, element):
+                return True
+        except OperationFailure:
+            pass
+        return bool(filter_applies({"field": condition}, {"field": element}))
+
+    def changed_copy(existing: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any] | None:
+        """The document with the changes applied, as a new dict; None when only mongomock's
+        update knows what to do (a push to a non-array, a pull from an array of scalars)."""
+        changed = dict(existing)
+        for operator, fields in changes.items():
+            for field, value in fields.items():
+                current = changed.get(field)
+                if operator == "$set":
+                    _set_updater(changed, field, value)
+                elif operator == "$push":
+                    if field in changed and not isinstance(current, list):
+                        return None
+                    added = list(value["$each"]) if isinstance(value, dict) else [value]
+                    changed[field] = [*(current or []), *added]
+                elif isinstance(current, list):  # $pull; mongomock skips a non-array
+                    if not all(isinstance(element, dict) for element in current):
+                        return None
+                    changed[field] = [element for element in current if not pulled(value, element)]
+        return changed
+
+    @functools.wraps(update)
+    def update_by_id(
+        self: Any,
+        spec: Any,
+        document: Any,
+        upsert: bool = False,
+        manipulate: bool = False,
+        multi: bool = False,
+        check_keys: bool = False,
+        **options: Any,
+    ) -> Any:
+        def mongomock_update() -> Any:
+            return update(self, spec, document, upsert, manipulate, multi, check_keys, **options)
+
+        if upsert or manipulate or multi or check_keys or any(options.values()):
+            return mongomock_update()
+        candidates = _id_candidates(spec)
+        if (
+            candidates is None
+            or len(candidates) != 1
+            or isinstance(candidates[0], dict)
+            or not _narrow(document)
+        ):
+            return mongomock_update()
+        patched_spec = helpers.patch_datetime_awareness_in_document(spec)
+        changes = helpers.patch_datetime_awareness_in_document(document)
+        existing = next(iter(self._iter_documents(patched_spec)), None)
+        result = {
+            "connectionId": self.database.client._id,
+            "err": None,
+            "n": 0,
+            "nModified": 0,
+            "ok": 1,
+            "upserted": None,
+            "updatedExisting": False,
+        }
+        if existing is None:
+            return result
+        try:
+            changed = changed_copy(existing, changes)
+        except Exception:
+            changed = None
+        if changed is None:
+            # mongomock's own behaviour, errors included (the stored document is untouched).
+            return mongomock_update()
+        result.update(n=1, updatedExisting=True)
+        if changed == existing:
+            return result
+        store = self._store
+        key = existing["_id"]
+        store[key] = changed
+        try:
+            self._ensure_uniques(changed)
+        except DuplicateKeyError:  # rolled back, as mongomock does
+            store[key] = existing
+            raise
+        result["nModified"] = 1
+        return result
+
+    Collection._update = update_by_id  # type: ignore[method-assign,assignment]
+    _installed = True

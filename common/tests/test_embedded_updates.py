@@ -1,0 +1,120 @@
+"""An update of one document by _id on the embedded store gives mongomock's own answers."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from mongomock.collection import Collection
+from pymongo import ReturnDocument
+
+from common import embedded_store, embedded_updates
+
+NOW = datetime(2026, 11, 28, 3, 10, 0, 123456, tzinfo=UTC)
+
+
+def stored() -> list[dict[str, Any]]:
+    return [
+        {"_id": "t1", "state": "pending", "due_at": NOW, "trace": {"traceparent": "00-a-b-01"}},
+        {
+            "_id": "t2",
+            "state": "fired",
+            "outbox": [{"id": "e1", "data": {"n": 1}}, {"id": "e2", "data": {"n": 2}}],
+        },
+        {"_id": "t3", "state": "fired", "outbox": "not an array", "tags": ["a", "b", "a"]},
+        {"_id": 4, "state": "pending", "code": "X"},
+    ]
+
+
+UPDATES: list[tuple[dict[str, Any], dict[str, Any]]] = [
+    # the claim: state changed, an entry pushed to a missing array
+    (
+        {"_id": "t1", "state": "pending"},
+        {
+            "$set": {"state": "fired", "fired_at": NOW + timedelta(seconds=1)},
+            "$push": {"outbox": {"$each": [{"id": "e9", "data": {"at": NOW}}]}},
+        },
+    ),
+    ({"_id": "t1", "state": "fired"}, {"$set": {"state": "dropped"}}),  # filter does not match
+    ({"_id": "missing"}, {"$set": {"state": "fired"}}),
+    ({"_id": {"$eq": "t2"}}, {"$push": {"outbox": {"$each": [{"id": "e3"}]}}}),  # appended
+    ({"_id": "t2"}, {"$pull": {"outbox": {"id": "e1"}}}),  # the relay's pull
+    ({"_id": "t2"}, {"$pull": {"outbox": {"id": {"$in": ["e2", "e7"]}}}}),
+    ({"_id": "t2"}, {"$pull": {"outbox": {"id": "nothing"}}}),  # matched, not modified
+    ({"_id": "t1"}, {"$pull": {"outbox": {"id": "e1"}}}),  # no such array
+    ({"_id": "t3"}, {"$pull": {"outbox": {"id": "e1"}}}),  # not an array: skipped
+    ({"_id": "t3"}, {"$pull": {"tags": {"$in": ["a"]}}}),  # scalars: mongomock's own
+    ({"_id": "t3"}, {"$push": {"outbox": {"$each": [1]}}}),  # push to a non-array: error
+    ({"_id": "t1"}, {"$set": {"state": "pending"}}),  # the same value: not modified
+    ({"_id": "t1"}, {"$set": {"list": [1, [2, 3]], "at": NOW, "doc": {"at": NOW}}}),
+    ({"_id": 4}, {"$set": {"code": "Y"}}),  # collides with a unique index
+    ({"_id": "t1"}, {"$set": {"bad": {1, 2}}}),  # not BSON: mongomock's error
+    ({"_id": "t1"}, {"$set": {"state": "x"}, "$push": {"state": 1}}),  # one field twice
+    ({"_id": "t1"}, {"$set": {"nested.field": 1}}),  # dotted: mongomock's own
+    ({"_id": "t1"}, {"$inc": {"count": 1}}),  # another operator: mongomock's own
+    ({"_id": {"$in": ["t1", "t2"]}}, {"$set": {"state": "many"}}),  # more than one candidate
+]
+
+
+async def apply(collection: Any, how: str, filter: Any, update: Any) -> Any:
+    try:
+        if how == "update_one":
+            result = await collection.update_one(filter, update)
+            return (result.matched_count, result.modified_count, result.upserted_id)
+        return await collection.find_one_and_update(
+            filter, update, return_document=ReturnDocument.AFTER if how == "after" else None
+        )
+    except Exception as error:
+        return type(error).__name__
+
+
+@pytest.fixture
+def fresh() -> Callable[[], Any]:
+    embedded_store.install()
+    embedded_updates.install()
+    counter = iter(range(1_000_000))
+
+    async def make() -> Any:
+        collection = embedded_store.client()["updates_test"][f"c{next(counter)}"]
+        await collection.create_index("code", unique=True, sparse=True)
+        await collection.insert_many([*stored(), {"_id": 5, "code": "Y"}])
+        return collection
+
+    return make
+
+
+@pytest.mark.parametrize("how", ["update_one", "before", "after"])
+@pytest.mark.parametrize(("filter", "update"), UPDATES)
+async def test_an_update_by_id_gives_mongomock_s_own_answer_and_stored_documents(
+    fresh: Callable[[], Any],
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+    filter: dict[str, Any],
+    update: dict[str, Any],
+) -> None:
+    fast = await fresh()
+    answer = await apply(fast, how, filter, update)
+    after = [doc async for doc in fast.find({})]
+
+    monkeypatch.setattr(Collection, "_update", Collection._update.__wrapped__)  # type: ignore[attr-defined]
+    plain = await fresh()
+    by_mongomock = await apply(plain, how, filter, update)
+    after_mongomock = [doc async for doc in plain.find({})]
+
+    assert answer == by_mongomock
+    assert after == after_mongomock
+
+
+async def test_the_update_by_id_does_not_copy_the_whole_document(
+    fresh: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collection = await fresh()
+    copies: list[Any] = []
+    monkeypatch.setattr(
+        "mongomock.collection.copy.deepcopy", lambda value, *rest: copies.append(value)
+    )
+
+    result = await collection.update_one({"_id": "t2"}, {"$pull": {"outbox": {"id": "e1"}}})
+
+    assert result.modified_count == 1
+    assert copies == []
