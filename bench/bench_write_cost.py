@@ -5,10 +5,10 @@ the embedded store `make up` uses and a real nats-server, stores N tickets (writ
 into the database, as the service stores them), then creates `--writes` tickets and edits as
 many through the HTTP routes (httpx's ASGI transport, no network), and waits until every
 TicketCreated / TicketUpdated is on the stream, then times 50 GET /api/tickets (its first
-page: wall-time p50, and CPU per request). CPU is this process's (service, relay and
-client); the figure is CPU per write, event published included. The goals (issue 12): a write
-at 10,000 tickets within 1.3x its cost at 100; the list's p50 at 10,000 within 1.5x its p50 at
-100. The issue's sizes: --sizes 100,10000.
+page, after one that is not timed: wall-time p50, and CPU per request). CPU is this process's
+(service, relay and client); the figure is CPU per write, event published included. The goals
+(issue 12): a write at 10,000 tickets within 1.3x its cost at 100; the list's p50 at 10,000
+within 1.5x its p50 at 100. The issue's sizes: --sizes 100,10000.
 """
 
 import argparse
@@ -102,6 +102,8 @@ async def measure(nats_url: str, size: int, writes: int) -> dict[str, float]:
         await wait_until(lambda: published("updated", writes), timeout=600, message="updated")
         figures["edit"] = (time.process_time() - cpu) / writes * 1000
         figures["edit wall"] = (time.perf_counter() - wall) / writes * 1000
+        # The first sorted read after a start orders the store once (common.embedded_store).
+        assert (await client.get("/api/tickets")).is_success
         latencies = []
         cpu = time.process_time()
         for _ in range(50):
