@@ -1,7 +1,7 @@
 """Whole-stack CPU per placed order at a small and a large number of tickets (issue 12, item 3).
 
 The system runs as `make up` runs it (devserver.harness: every service, NATS, localstripe, the
-Caddy entry point; embedded store). A seller puts up tickets until the system holds each size
+Caddy entry point; embedded store). Sellers put up tickets until the system holds each size
 (not measured); once orders' replica has them all and the system is idle, a buyer reserves
 --orders of them through the HTTPS entry point with `load.py` (its own process, --concurrency
 requests at once), and the run waits until every consumer on the stream has nothing pending
@@ -37,6 +37,7 @@ GOAL_RATIO = 1.3
 # them: the orders are spread over enough buyers. Every buyer signs up from 127.0.0.1, so
 # auth's per-address sign-up limit is lifted (as e2e does).
 ORDERS_PER_BUYER = 5
+SELLERS = 8
 CLIENT_LIMITS = {"SIGNUP_CLIENT_LIMIT": "100000", "SIGNIN_CLIENT_LIMIT": "100000"}
 
 
@@ -71,18 +72,19 @@ async def settled(nats_url: str, timeout: float = 300.0) -> None:
     raise TimeoutError("the system never settled")
 
 
-async def put_up(seller: httpx.AsyncClient, count: int, *, concurrency: int = 8) -> list[str]:
-    """`count` new tickets, a few requests at once (seeding: not measured)."""
+async def put_up(sellers: list[httpx.AsyncClient], count: int) -> list[str]:
+    """`count` new tickets, one request at a time per seller (seeding: not measured). One at a
+    time, because a session refreshed by two requests at once ends (the refresh token rotates)."""
     ids: list[str] = []
     queue = iter(range(count))
 
-    async def worker() -> None:
+    async def worker(seller: httpx.AsyncClient) -> None:
         for number in queue:
             created = await seller.post("/api/tickets", json={"title": f"S{number}", "price": 10})
             assert created.status_code == 201, created.text
             ids.append(created.json()["id"])
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(seller) for seller in sellers))
     return ids
 
 
@@ -132,11 +134,11 @@ async def measure(
     system: RunningSystem, sizes: list[int], orders: int, concurrency: int, idle_seconds: float
 ) -> list[dict[str, float]]:
     results = []
-    seller = await sign_up(system, "seller")
+    sellers = [await sign_up(system, "seller") for _ in range(SELLERS)]
     held = 0
     for size in sizes:
         assert size - held >= orders, f"{size} tickets leave fewer than {orders} to order"
-        fresh = await put_up(seller, size - held)
+        fresh = await put_up(sellers, size - held)
         held = size
         buyers = [await sign_up(system, "buyer") for _ in range(-(-orders // ORDERS_PER_BUYER))]
         await settled(system.nats_url)
@@ -197,7 +199,8 @@ async def measure(
             f"({results[-1]['over_idle_ms']:.2f} over idle), load {results[-1]['load']:.1f}",
             flush=True,
         )
-    await seller.aclose()
+    for seller in sellers:
+        await seller.aclose()
     return results
 
 
