@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 from bson import ObjectId
 from common.events import (
     Envelope,
@@ -210,6 +211,30 @@ async def test_expiry_claimed_before_a_crash_is_still_published(
         await bus.wait_for(OrderExpired, order_id=order_id)
         await assert_never_expires(bus, after=0.3)
     assert len(bus.published(OrderExpired, order_id=order_id)) == 1
+
+
+async def test_a_pass_that_fails_is_tried_again_without_a_new_timer_to_wake_it(
+    app_factory: Callable[..., FastAPI],
+    service_env: dict[str, str],
+    database: Any,
+    bus: TestBus,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    order_id = str(ObjectId())
+    await repository.schedule(database, order_id=order_id, due_at=utc_in(-1))
+    read = repository.earliest_pending
+    failures = [ConnectionError("the database is out of reach")]
+
+    async def out_of_reach_once(db: Any, *, limit: int) -> list[Any]:
+        if failures:
+            raise failures.pop()
+        return await read(db, limit=limit)
+
+    monkeypatch.setattr(repository, "earliest_pending", out_of_reach_once)
+
+    async with running(app_factory(database=database)):
+        await bus.wait_for(OrderExpired, order_id=order_id)
+    assert failures == []
 
 
 async def test_two_replicas_on_one_database_expire_each_order_once(

@@ -3,6 +3,7 @@ has the service layer fire what is due."""
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from common.types import utc_now
 
@@ -10,6 +11,9 @@ from expiration import service
 from expiration.runtime import ExpirationRuntime
 
 log = logging.getLogger("expiration.scheduler")
+
+# How soon a pass that failed (a database error, a publish refused) is tried again.
+RETRY_SECONDS = 1.0
 
 
 async def run_scheduler(runtime: ExpirationRuntime) -> None:
@@ -31,7 +35,9 @@ async def run_scheduler(runtime: ExpirationRuntime) -> None:
             raise
         except Exception:
             log.exception("firing due expirations failed; trying again shortly")
-            next_due = None
+            # Without a cap (the embedded store) nothing else would wake the scheduler for the
+            # timers that are still due.
+            next_due = utc_now() + timedelta(seconds=RETRY_SECONDS)
         delay = cap
         if next_due is not None:
             until_due = max((next_due - utc_now()).total_seconds(), 0.0)
