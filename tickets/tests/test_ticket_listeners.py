@@ -129,6 +129,9 @@ async def test_a_redelivered_order_created_after_release_does_not_lock_the_ticke
     ticket = await sell()
     order = order_created(ticket["id"])
     await bus.publish(order)
+    # Locked first: the cancellation, on its own consumer, could otherwise come before the
+    # creation, which would then never lock the ticket (no release, no version 2).
+    await bus.wait_for(TicketUpdated, id=ticket["id"], version=1)
     await bus.publish(order_cancelled(ticket["id"], order.id))
     await bus.wait_for(TicketUpdated, id=ticket["id"], version=2)
 
