@@ -89,7 +89,9 @@ async def test_a_ticket_update_that_is_ahead_waits_for_its_predecessor(
     await settle(TicketUpdated)
 
     info = await bus.consumer_info("orders-ticket-updated-v1")
-    assert info.delivered.consumer_seq == 3  # two events, the one that was ahead delivered twice
+    # Two events, the one that was ahead delivered again at least once: more than once when the
+    # first one has not been handled yet when its nak delay is over (a busy machine).
+    assert info.delivered.consumer_seq >= 3
     response = await order_ticket(client, buyer, ticket.id)
     assert response.json()["ticket"] == {"id": ticket.id, "title": "Second", "price": 12}
 
@@ -385,9 +387,13 @@ async def test_duplicate_charge_events_change_nothing(
     created = events.charge_created(order["id"])
     completed = events.charge_updated(order["id"], "completed", charge_id=created.id)
 
-    for event in (created, created, completed, completed):
+    # ChargeCreated first, handled: on its own consumer it could otherwise come after the
+    # completion, which then completes the order alone (version 1, one OrderUpdated).
+    for event in (created, created):
         await bus.publish(event)
     await settle(ChargeCreated)
+    for event in (completed, completed):
+        await bus.publish(event)
     await settle(ChargeUpdated)
 
     assert await status_and_version(client, buyer, order["id"]) == ("completed", 2)
@@ -404,6 +410,9 @@ async def test_a_failed_charge_cancels_the_order(
 ) -> None:
     ticket_id = order["ticket"]["id"]
     await bus.publish(events.charge_created(order["id"]))
+    # Awaiting payment first: on its own consumer the failure could otherwise come before
+    # ChargeCreated and cancel the order at version 1.
+    await bus.wait_for(OrderUpdated, id=order["id"], version=1)
 
     await bus.publish(events.charge_updated(order["id"], "failed"))
 
