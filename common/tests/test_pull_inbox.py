@@ -1,5 +1,6 @@
 """A listener's pull requests on a real JetStream: a message is handed over as soon as it comes,
-whatever an earlier request's late status says, and an empty fetch ends within its timeout."""
+whatever an earlier request's late status says; an empty fetch ends within its timeout; a
+consumer deleted under a waiting fetch fails it (the listener loop then subscribes again)."""
 
 import asyncio
 from decimal import Decimal
@@ -10,6 +11,7 @@ from common.messaging import STREAM_NAME, PullInbox
 from gittix_testing import TestBus
 from gittix_testing.waiting import wait_until
 from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import APIError
 
 DURABLE = "svc-ticket-created-v1"
 # Far longer than any test waits: a message held until its request expires fails the test.
@@ -75,3 +77,17 @@ async def test_messages_pending_go_out_in_one_fetch_in_order(bus: TestBus) -> No
         m.metadata.sequence.stream for m in messages
     )
     assert len(messages) == 3
+
+
+async def test_a_fetch_on_a_consumer_deleted_meanwhile_fails_rather_than_coming_back_empty(
+    bus: TestBus,
+) -> None:
+    pulls = await pulls_for(bus)
+    fetching = asyncio.create_task(pulls.fetch(10, timeout=LONG_FETCH_SECONDS))
+    await wait_until(
+        lambda: waiting_requests(bus), timeout=10, message="the fetch's request never arrived"
+    )
+    await bus.js.delete_consumer(STREAM_NAME, DURABLE)
+    async with asyncio.timeout(10):
+        with pytest.raises(APIError):
+            await fetching

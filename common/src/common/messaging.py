@@ -698,9 +698,10 @@ class ListenerRunner:
 # The server ends a pull request this much before the fetch stops waiting for it, so the status
 # that ends it is normally in hand before the fetch gives up.
 _EXPIRY_MARGIN_SECONDS = 0.1
-# Status codes that end a pull request: no messages (left), request expired, and the 409s
-# (consumer deleted, too many waiting requests, leadership change).
-_REQUEST_ENDED = {"404", "408", "409"}
+# Status codes that end a pull request in the ordinary way: no messages (left), expired. Any
+# other (409: consumer deleted, leadership change, ...) fails a fetch that brought nothing, so
+# the listener loop reports it and, if it lasts, subscribes again (see ListenerRunner._run).
+_REQUEST_ENDED = {"404", "408"}
 _HEARTBEAT = "100"
 
 
