@@ -42,14 +42,18 @@ TEST_JOBS ?= 2
 # In a variable, not in the recipe: a recipe line naming $(MAKE) runs even under `make -n`.
 lint_job = "lint=$(MAKE) --no-print-directory lint"
 
-# Lint (listed first: a type error is cheaper to read than the failures it causes), every
-# member's suite and tests/ two at a time, each printed whole when it ends; then e2e/ alone, as
-# it starts whole systems and a browser.
+tests_job = "tests=$(UV) run --no-sync pytest tests $(PYTEST_ARGS)"
+
+# The slowest suites first (devserver starts whole systems, client a browser), so that both
+# lanes end together instead of one waiting on a long last suite.
+SLOW_FIRST := devserver common client
+# Lint (first: a type error is cheaper to read than the failures it causes), every member's
+# suite and tests/ two at a time, each printed whole when it ends; then e2e/ alone, as it starts
+# whole systems and a browser.
 test: install
-	$(UV) run --no-sync python scripts/run_suites.py --jobs $(TEST_JOBS) \
-		$(lint_job) \
-		$(foreach pkg,$(SERVICES),$(call suite_job,$(pkg))) \
-		"tests=$(UV) run --no-sync pytest tests $(PYTEST_ARGS)"
+	$(UV) run --no-sync python scripts/run_suites.py --jobs $(TEST_JOBS) $(lint_job) \
+		$(foreach pkg,$(SLOW_FIRST),$(call suite_job,$(pkg))) $(tests_job) \
+		$(foreach pkg,$(filter-out $(SLOW_FIRST),$(SERVICES)),$(call suite_job,$(pkg)))
 	$(UV) run --no-sync pytest e2e $(PYTEST_ARGS) --ignore=e2e/test_faults.py
 
 test-services: install
