@@ -1,9 +1,15 @@
 """End-to-end fixtures: the whole system, started exactly as `make up` starts it, on free ports.
 
-Use the `system` fixture (one system per test module; see devserver.harness.RunningSystem):
+Use the `system` fixture (see devserver.harness.RunningSystem):
 
     SYSTEM_ENV = {"ORDER_EXPIRATION_SECONDS": "3"}   # optional: extra env for every service
     SYSTEM_SERVICES = {"auth", "tickets", "orders"}   # optional: only these (each must exist)
+
+A module that sets neither runs on one system shared with every other such module (started
+once per session: a start costs seconds of CPU); it must leave the system as it found it, with
+each service running and its settings unchanged, and look only at the data it made. A module
+that stops, kills or restarts services, or wants a system of its own, sets either, or defines
+its own `system` fixture (as test_shutdown does).
 
     async def test_signup(system: RunningSystem) -> None:
         async with system.client() as browser:          # HTTPS, trusts the dev CA, own cookies
@@ -38,13 +44,27 @@ LOG_TAIL_LINES = 60
 CLIENT_LIMITS = {"SIGNUP_CLIENT_LIMIT": "100000", "SIGNIN_CLIENT_LIMIT": "100000"}
 
 
+@pytest.fixture(scope="session")
+def shared_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
+    """Every service with the default settings, for the modules that ask for nothing else."""
+    with running_system(
+        tmp_path_factory.mktemp("shared-system"), env=dict(CLIENT_LIMITS)
+    ) as running:
+        yield running
+
+
 @pytest.fixture(scope="module")
 def system(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningSystem]:
-    """The running system for this test module (state in a fresh temporary data dir)."""
-    env = {**CLIENT_LIMITS, **getattr(request.module, "SYSTEM_ENV", {})}
+    """The running system for this test module: the shared one, or (with SYSTEM_ENV or
+    SYSTEM_SERVICES) its own, with its state in a fresh temporary data dir."""
+    extra_env = getattr(request.module, "SYSTEM_ENV", None)
     only = getattr(request.module, "SYSTEM_SERVICES", None)
+    if extra_env is None and only is None:
+        yield request.getfixturevalue("shared_system")
+        return
+    env = {**CLIENT_LIMITS, **(extra_env or {})}
     data_dir = tmp_path_factory.mktemp("system")
     with running_system(
         data_dir, env=env, services=frozenset(only) if only is not None else None

@@ -1,5 +1,5 @@
 """Tickets and orders end to end: auth, tickets and orders as separate processes on the real bus,
-driven through the HTTPS entry point exactly as `make up` serves it.
+driven through the HTTPS entry point exactly as `make up` serves it (on the shared system).
 
 create -> reserve -> the ticket carries the orderId -> cancel -> the ticket unlocks and its owner
 can edit it again -> someone else can reserve it; a ticket update reaches the orders replica; and
@@ -21,7 +21,6 @@ from devserver.harness import RunningSystem
 from gittix_testing.bus import TestBus
 from gittix_testing.waiting import wait_until
 
-SYSTEM_SERVICES = {"auth", "tickets", "orders"}
 PASSWORD = "correct horse battery"
 EVENTUAL = 30.0
 CONCURRENT_BUYERS = 30
