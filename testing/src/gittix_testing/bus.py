@@ -102,11 +102,25 @@ class TestBus:
         async def idle() -> bool:
             try:
                 info = await self.consumer_info(durable)
+                last = await self._last_sequence(info.config.filter_subject)
             except (NotFoundError, NatsTimeoutError):
                 return False  # not created by the service yet, or the server is slow to answer
-            return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+            # num_pending alone is not enough: the server counts a new message for a consumer a
+            # moment after it acknowledged the publish (seen as 0 in 3 of 300 reads just after
+            # one), so the consumer must also have been handed the last message on its subject.
+            delivered = info.delivered.stream_seq or 0
+            return bool(info.num_pending == 0 and info.num_ack_pending == 0 and delivered >= last)
 
         await wait_until(idle, timeout=timeout, message=f"consumer {durable} still busy")
+
+    async def _last_sequence(self, subject: str | None) -> int:
+        """The stream sequence of the last message on `subject` (any subject if None); 0 if none."""
+        if not subject:
+            return int((await self.js.stream_info(STREAM_NAME)).state.last_seq or 0)
+        try:
+            return int((await self.js.get_last_msg(STREAM_NAME, subject)).seq or 0)
+        except NotFoundError:
+            return 0
 
     async def dead_letters(self) -> list[StoredDeadLetter]:
         """Every record in the dead-letter stream, oldest first."""
