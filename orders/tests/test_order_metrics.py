@@ -45,11 +45,14 @@ async def test_metrics_count_requests_by_route_events_and_the_outbox(
 
     async def relay_counted() -> bool:
         published = ("gittix_events_published_total", {"type": "OrderCreated", "outcome": "stored"})
-        return value(await scrape(client), published[0], **published[1]) > value(
+        samples = await scrape(client)
+        counted = value(samples, published[0], **published[1]) > value(
             before, published[0], **published[1]
         )
+        return counted and value(samples, "gittix_outbox_pending_entries", collection="orders") == 0
 
-    # The relay counts a publish once the stream's ack is back, which may be after it arrived.
+    # The relay counts a publish once the stream's ack is back, which may be after it arrived,
+    # and takes the entry out of the order's outbox only after that (one more database write).
     await eventually(relay_counted, timeout=10)
     missing = str(ObjectId())
     assert (await client.get(f"/api/orders/{missing}", headers=buyer)).status_code == 404
