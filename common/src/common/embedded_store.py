@@ -40,6 +40,8 @@ from typing import Any
 
 from bson import ObjectId
 
+from common.embedded_updates import id_candidates
+
 TTL_MONITOR_SECONDS = 1.0
 _EPOCH = datetime(1970, 1, 1)  # stored dates are naive UTC
 
@@ -50,27 +52,6 @@ _installed = False
 _ANY_VALUE = object()
 
 Element = tuple[tuple[Any, ...], int, Any]  # (sort key, position in the store, store key)
-
-
-def _id_candidates(filter: Any) -> list[Any] | None:
-    """The `_id` values a filter can only match, or None when it does not say."""
-    if not isinstance(filter, Mapping) or "_id" not in filter:
-        return None
-    value = filter["_id"]
-    if isinstance(value, Mapping) and value and all(str(key).startswith("$") for key in value):
-        if set(value) == {"$eq"}:
-            return [value["$eq"]]
-        if set(value) == {"$in"} and isinstance(value["$in"], list | tuple):
-            if any(
-                isinstance(item, Mapping | list) or hasattr(item, "pattern")
-                for item in value["$in"]
-            ):
-                return None  # regexes and sub-documents: leave them to mongomock
-            return list(value["$in"])
-        return None
-    if isinstance(value, list) or hasattr(value, "pattern"):
-        return None  # an array or a regex matches other than by equality
-    return [value]
 
 
 def _bucket_value(value: Any) -> Any:
@@ -376,7 +357,7 @@ def install() -> None:
 
     @functools.wraps(scan_documents)
     def iter_documents(self: Any, filter: Any) -> Iterator[Any]:
-        candidates = _id_candidates(filter)
+        candidates = id_candidates(filter)
         if candidates is None:
             return scan_documents(self, filter)  # type: ignore[no-any-return]
         store = self._store

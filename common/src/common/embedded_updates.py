@@ -18,11 +18,30 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from common.embedded_store import _id_candidates
-
 _OPERATORS = frozenset({"$set", "$push", "$pull"})
 
 _installed = False
+
+
+def id_candidates(filter: Any) -> list[Any] | None:
+    """The `_id` values a filter can only match, or None when it does not say."""
+    if not isinstance(filter, Mapping) or "_id" not in filter:
+        return None
+    value = filter["_id"]
+    if isinstance(value, Mapping) and value and all(str(key).startswith("$") for key in value):
+        if set(value) == {"$eq"}:
+            return [value["$eq"]]
+        if set(value) == {"$in"} and isinstance(value["$in"], list | tuple):
+            if any(
+                isinstance(item, Mapping | list) or hasattr(item, "pattern")
+                for item in value["$in"]
+            ):
+                return None  # regexes and sub-documents: leave them to mongomock
+            return list(value["$in"])
+        return None
+    if isinstance(value, list) or hasattr(value, "pattern"):
+        return None  # an array or a regex matches other than by equality
+    return [value]
 
 
 def _narrow(document: Any) -> bool:
@@ -109,7 +128,7 @@ def install() -> None:
 
         if upsert or manipulate or multi or check_keys or any(options.values()):
             return mongomock_update()
-        candidates = _id_candidates(spec)
+        candidates = id_candidates(spec)
         if (
             candidates is None
             or len(candidates) != 1
