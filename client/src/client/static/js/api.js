@@ -15,6 +15,8 @@ const REFRESH_PATH = "/api/users/refresh";
 // Answers that a refresh cannot change: the session calls themselves.
 const NO_RETRY = new Set([REFRESH_PATH, "/api/users/signin", "/api/users/signup", "/api/users/signout"]);
 let refreshing = null;
+// Refreshes that worked on this page: a call sent before one of them may come back 401 after it.
+let refreshed = 0;
 
 /**
  * Swap this browser's refresh token (an HttpOnly cookie only auth sees) for a new access token,
@@ -30,6 +32,10 @@ export function refreshSession() {
     cache: "no-store",
   })
     .then((response) => response.ok, () => false)
+    .then((ok) => {
+      if (ok) refreshed += 1;
+      return ok;
+    })
     .finally(() => { refreshing = null; });
   return refreshing;
 }
@@ -53,9 +59,13 @@ function nextPage(link) {
 }
 
 async function request(method, path, body) {
+  const sentAfter = refreshed;
   let response = await send(method, path, body);
-  // The access token ran out (or was refused): get a new one and try once more.
-  if (response.status === 401 && !NO_RETRY.has(path) && await refreshSession()) {
+  // The access token ran out (or was refused): get a new one and try once more. If another call
+  // refreshed the session while this one was out, the new token is already here: a late 401
+  // must not start a second refresh.
+  if (response.status === 401 && !NO_RETRY.has(path)
+      && (refreshed !== sentAfter || await refreshSession())) {
     response = await send(method, path, body);
   }
   if (response.status === 204) return { data: null, response };
