@@ -2,12 +2,10 @@
 reserved, sold), an Edit link only on one still for sale, and the next page on "Load more"."""
 
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-from chromium import StandInSite, launch_chromium, page_on
+from chromium import StandInSite, page_on
 from playwright.sync_api import Browser, Route, expect
 
 ORIGIN = "https://client.test"
@@ -57,12 +55,6 @@ class Site(StandInSite):
             self._json(route, {"errors": [{"message": "Not found"}]}, status=404)
         else:
             self.serve_page(route, url)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_chromium() as browser:
-        yield browser
 
 
 def test_each_ticket_shows_its_state_and_only_one_for_sale_can_be_edited(

@@ -2,12 +2,9 @@
 header names, and the button goes away on the last page."""
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-from chromium import launch_chromium
 from playwright.sync_api import Browser, Route
 
 import client
@@ -19,12 +16,6 @@ PAGES = {
     None: ([{"title": "Newest"}, {"title": "Middle"}], "c2"),
     "c2": ([{"title": "Oldest"}], None),
 }
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_chromium() as browser:
-        yield browser
 
 
 def serve_api(route: Route) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from chromium import StandInSite, launch_chromium, page_on
+from chromium import StandInSite, page_on
 from playwright.sync_api import Browser, Page, Route, expect
 
 ORIGIN = "https://client.test"
@@ -63,12 +63,6 @@ class Site(StandInSite):
 
     def traceparents_since(self, index: int) -> list[str | None]:
         return [traceparent for _, _, traceparent in self.calls[index:]]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from chromium import StandInSite, launch_chromium, page_on
+from chromium import StandInSite, page_on
 from playwright.sync_api import Browser, Page, Route, expect
 
 ORIGIN = "https://client.test"
@@ -39,12 +39,6 @@ class Site(StandInSite):
             self._json(route, {"errors": [{"message": "Not found"}]}, status=404)
         else:
             self.serve_page(route, url)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

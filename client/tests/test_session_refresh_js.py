@@ -4,13 +4,10 @@ first asks for a refresh; and a refresh that fails leaves the person signed out.
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
-from chromium import launch_chromium
 from playwright.sync_api import Browser, Page, Route
 
 import client
@@ -55,12 +52,6 @@ class Api:
 
 def _not_authorized() -> dict[str, Any]:
     return {"errors": [{"message": "Not authorized"}]}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_chromium() as browser:
-        yield browser
 
 
 def open_page(browser: Browser, api: Api) -> Page:
