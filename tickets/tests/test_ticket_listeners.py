@@ -13,6 +13,7 @@ from gittix_testing import TestBus
 from gittix_testing.waiting import wait_until
 
 Sell = Callable[..., Awaitable[dict[str, Any]]]
+Reserve = Callable[[], Awaitable[tuple[dict[str, Any], Any]]]
 Headers = dict[str, str]
 CREATED_DURABLE = "tickets-order-created-v1"
 CANCELLED_DURABLE = "tickets-order-cancelled-v1"
@@ -20,6 +21,21 @@ CANCELLED_DURABLE = "tickets-order-cancelled-v1"
 
 async def show(client: httpx.AsyncClient, ticket_id: str) -> dict[str, Any]:
     return (await client.get(f"/api/tickets/{ticket_id}")).json()
+
+
+@pytest.fixture
+def reserve(sell: Sell, bus: TestBus, order_created: Callable[..., Any]) -> Reserve:
+    """reserve(): a ticket put up for sale and an order holding it (OrderCreated published and
+    the lock, version 1, announced); returns the ticket as first listed and the OrderCreated."""
+
+    async def reserve() -> tuple[dict[str, Any], Any]:
+        ticket = await sell()
+        order = order_created(ticket["id"])
+        await bus.publish(order)
+        await bus.wait_for(TicketUpdated, id=ticket["id"], version=1)
+        return ticket, order
+
+    return reserve
 
 
 async def test_order_created_reserves_the_ticket(
@@ -38,16 +54,12 @@ async def test_order_created_reserves_the_ticket(
 
 async def test_order_cancelled_releases_the_ticket_and_the_owner_can_edit_again(
     client: httpx.AsyncClient,
-    sell: Sell,
+    reserve: Reserve,
     seller: Headers,
     bus: TestBus,
-    order_created: Callable[..., Any],
     order_cancelled: Callable[..., Any],
 ) -> None:
-    ticket = await sell()
-    order = order_created(ticket["id"])
-    await bus.publish(order)
-    await bus.wait_for(TicketUpdated, id=ticket["id"], version=1)
+    ticket, order = await reserve()
 
     await bus.publish(order_cancelled(ticket["id"], order.id))
 
@@ -61,12 +73,9 @@ async def test_order_cancelled_releases_the_ticket_and_the_owner_can_edit_again(
 
 
 async def test_a_duplicate_order_created_changes_nothing(
-    client: httpx.AsyncClient, sell: Sell, bus: TestBus, order_created: Callable[..., Any]
+    client: httpx.AsyncClient, reserve: Reserve, bus: TestBus
 ) -> None:
-    ticket = await sell()
-    order = order_created(ticket["id"])
-    await bus.publish(order)
-    await bus.wait_for(TicketUpdated, id=ticket["id"])
+    ticket, order = await reserve()
 
     # The same event again under a new message id, as a relay publishing twice would send it.
     await bus.publish(order)
@@ -121,17 +130,13 @@ async def test_a_late_order_created_after_its_cancellation_does_not_lock_the_tic
 
 async def test_a_redelivered_order_created_after_release_does_not_lock_the_ticket_again(
     client: httpx.AsyncClient,
-    sell: Sell,
+    reserve: Reserve,
     bus: TestBus,
-    order_created: Callable[..., Any],
     order_cancelled: Callable[..., Any],
 ) -> None:
-    ticket = await sell()
-    order = order_created(ticket["id"])
-    await bus.publish(order)
     # Locked first: the cancellation, on its own consumer, could otherwise come before the
     # creation, which would then never lock the ticket (no release, no version 2).
-    await bus.wait_for(TicketUpdated, id=ticket["id"], version=1)
+    ticket, order = await reserve()
     await bus.publish(order_cancelled(ticket["id"], order.id))
     await bus.wait_for(TicketUpdated, id=ticket["id"], version=2)
 
@@ -168,15 +173,11 @@ async def test_a_new_order_waits_for_the_previous_holders_cancellation(
 
 async def test_order_cancelled_for_another_order_leaves_the_reservation(
     client: httpx.AsyncClient,
-    sell: Sell,
+    reserve: Reserve,
     bus: TestBus,
-    order_created: Callable[..., Any],
     order_cancelled: Callable[..., Any],
 ) -> None:
-    ticket = await sell()
-    order = order_created(ticket["id"])
-    await bus.publish(order)
-    await bus.wait_for(TicketUpdated, id=ticket["id"])
+    ticket, order = await reserve()
 
     await bus.publish(order_cancelled(ticket["id"], str(ObjectId())))
     await bus.wait_consumer_idle(CANCELLED_DURABLE)
@@ -230,16 +231,12 @@ async def state_for_seller(client: httpx.AsyncClient, seller: Headers, ticket_id
 
 async def test_a_paid_order_sells_its_ticket_which_can_no_longer_be_edited(
     client: httpx.AsyncClient,
-    sell: Sell,
+    reserve: Reserve,
     seller: Headers,
     bus: TestBus,
-    order_created: Callable[..., Any],
     order_updated: Callable[..., Any],
 ) -> None:
-    ticket = await sell()
-    order = order_created(ticket["id"])
-    await bus.publish(order)
-    await bus.wait_for(TicketUpdated, id=ticket["id"], version=1)
+    ticket, order = await reserve()
 
     await bus.publish(order_updated(order.id, "awaiting_payment", version=1))
     await bus.wait_consumer_idle(UPDATED_DURABLE)
