@@ -2,7 +2,7 @@
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from gittix_testing.metrics import metric_samples
 
 WRONG = {"email": "ada@example.com", "password": "wrong-password"}
 RIGHT = {"email": "ada@example.com", "password": "pw123456"}
@@ -17,12 +17,9 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def throttles(client: httpx.AsyncClient) -> dict[str, float]:
-    response = await client.get("/metrics")
-    assert response.status_code == 200
     return {
         sample.labels["reason"]: sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
+        for sample in await metric_samples(client)
         if sample.name == "gittix_sign_in_throttled_total"
     }
 

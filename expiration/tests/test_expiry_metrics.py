@@ -8,16 +8,13 @@ from bson import ObjectId
 from common.events import OrderCreated, OrderExpired, TicketPriceRef
 from common.types import ceil_to_millisecond, utc_now
 from gittix_testing import TestBus
-from prometheus_client.parser import text_string_to_metric_families
+from gittix_testing.metrics import metric_samples
 
 
 async def scrape(client: httpx.AsyncClient) -> dict[str, float]:
-    response = await client.get("/metrics")
-    assert response.status_code == 200
     return {
         sample.name: sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
+        for sample in await metric_samples(client)
         if sample.name.startswith("gittix_expiry_") and "le" not in sample.labels
     }
 

@@ -7,7 +7,7 @@ import httpx
 from bson import ObjectId
 from common.events import OrderCreated, TicketCreated
 from gittix_testing import TestBus
-from prometheus_client.parser import text_string_to_metric_families
+from gittix_testing.metrics import metric_samples
 
 TicketForSale = Callable[..., Awaitable[TicketCreated]]
 PlaceOrder = Callable[..., Awaitable[dict[str, Any]]]
@@ -16,13 +16,9 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 async def scrape(client: httpx.AsyncClient) -> Samples:
-    response = await client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
+        for sample in await metric_samples(client)
     }
 
 

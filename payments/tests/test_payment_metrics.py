@@ -3,17 +3,14 @@
 from typing import Any
 
 import httpx
+from gittix_testing.metrics import metric_samples
 from payment_requests import Cookies, pay
-from prometheus_client.parser import text_string_to_metric_families
 
 
 async def charges(client: httpx.AsyncClient) -> dict[str, float]:
-    response = await client.get("/metrics")
-    assert response.status_code == 200
     return {
         sample.labels["outcome"]: sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
+        for sample in await metric_samples(client)
         if sample.name == "gittix_charges_total"
     }
 
