@@ -17,6 +17,10 @@ make the queries the services make cost what they cost on MongoDB with its index
 - expired documents are removed at most once per `TTL_MONITOR_SECONDS` per collection instead
   of on every access. MongoDB's own TTL monitor runs every 60 seconds, so nothing may rely on
   an expired document being gone sooner; the services never do;
+- the unique-index check after each insert and update (which mongomock makes with a scan of
+  the collection per unique index) reads only the documents whose indexed fields may hold the
+  new document's values: a bucket of an ordering with no sort (`_unique_by_buckets`). This is
+  what keeps one active order per ticket, so a test compares it with mongomock's check;
 - an update of one document named by `_id` that sets, pushes to or pulls from top-level fields
   (the outbox's writes) builds the changed document without mongomock's deep copies
   (`common.embedded_updates`).
@@ -337,6 +341,48 @@ def _walk_page(cursor: Any, count: int) -> list[Any] | None:
     return found
 
 
+def _unique_by_buckets(collection: Any, new_data: Mapping[str, Any]) -> bool:
+    """mongomock's unique-index check of a just-stored document, reading only the documents
+    whose indexed values may equal the new one's (a bucket of an ordering with no sort) instead
+    of every document. Raises DuplicateKeyError as mongomock does; False (nothing checked) when
+    an index or a value is one only mongomock's scan handles (a dotted field, or a value that is
+    not a plain scalar)."""
+    from mongomock import DuplicateKeyError, filtering
+
+    store = collection._store
+    checks = []
+    for index in store.indexes.values():
+        if not index.get("unique"):
+            continue
+        fields = tuple(field for field, _ in index.get("key"))
+        if any("." in field or field.startswith("$") for field in fields):
+            return False
+        values = tuple(new_data.get(field) for field in fields)
+        if any(_bucket_value(value) is _ANY_VALUE for value in values):
+            return False
+        if index.get("sparse") and all(value is None for value in values):
+            continue
+        query: dict[str, Any] = dict(zip(fields, values, strict=True))
+        partial = index.get("partialFilterExpression")
+        if partial is not None:
+            query = {"$and": [partial, query]}
+        checks.append((fields, values, query))
+    if not checks:
+        return True
+    orderings = _orderings(store)  # every write keeps them current, this one included
+    with store._rwlock.reader():
+        documents = store._documents
+        for fields, values, query in checks:
+            ordering = orderings.ordering(documents, fields, ())
+            matching = 0
+            for candidate in ordering.walk(values):
+                if filtering.filter_applies(query, documents[candidate]):
+                    matching += 1
+                    if matching > 1:
+                        raise DuplicateKeyError("E11000 Duplicate Key Error", 11000)
+    return True
+
+
 def _store_key(document: Mapping[str, Any]) -> Any:
     from mongomock import helpers
 
@@ -469,6 +515,14 @@ def install() -> None:
             kwargs["limit"] = 1
         return find_first(self, filter, *args, **kwargs)
 
+    check_uniques = Collection._ensure_uniques
+
+    @functools.wraps(check_uniques)
+    def ensure_uniques(self: Any, new_data: Any) -> None:
+        if not _unique_by_buckets(self, new_data):
+            check_uniques(self, new_data)
+
+    Collection._ensure_uniques = ensure_uniques  # type: ignore[method-assign]
     Cursor._compute_results = compute_page  # type: ignore[method-assign]
     Collection._iter_documents = iter_documents  # type: ignore[method-assign]
     Collection.find_one = find_one  # type: ignore[method-assign]
