@@ -172,11 +172,15 @@ def test_a_sorted_page_is_what_mongomock_answers_after_any_writes(seed: int) -> 
             def first(filter: Any = filter, sort: Any = sort) -> Any:
                 return collection.find_one(filter, sort=sort)
 
-            fast_page, fast_first = answer(page), answer(first)
+            def every(filter: Any = filter, projection: Any = projection) -> Any:
+                return list(collection.find(filter, projection)), collection.count_documents(filter)
+
+            fast_page, fast_first, fast_every = answer(page), answer(first), answer(every)
             with plain_mongomock():
-                plain_page, plain_first = answer(page), answer(first)
+                plain_page, plain_first, plain_every = answer(page), answer(first), answer(every)
             assert fast_page == plain_page, (filter, sort, skip, limit, projection)
             assert fast_first == plain_first, (filter, sort)
+            assert fast_every == plain_every, (filter, projection)
             compared += 1
     assert compared > 300
 

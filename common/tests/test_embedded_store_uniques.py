@@ -1,4 +1,4 @@
-"""The embedded store's unique-index check refuses exactly what mongomock's refuses."""
+"""The embedded store's writes (unique-index check, equality lookups) do what mongomock's do."""
 
 import random
 from typing import Any
@@ -6,7 +6,7 @@ from typing import Any
 import mongomock
 import pytest
 from bson import ObjectId
-from mongomock.collection import Collection
+from mongomock.collection import Collection, Cursor
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
 from common import embedded_store
@@ -18,6 +18,13 @@ UNIQUES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("u", 1), ("slot", 1)], {"partialFilterExpression": {"held": True}}),
     ([("e", 1)], {}),
     ([("k", 1)], {"sparse": True}),
+]
+# The embedded store's shortcuts that these writes go through; mongomock's own code underneath.
+PATCHED: list[tuple[Any, str]] = [
+    (Collection, "_ensure_uniques"),
+    (Collection, "_iter_documents"),
+    (Collection, "find_one"),
+    (Cursor, "_compute_results"),
 ]
 DOTTED: tuple[list[tuple[str, int]], dict[str, Any]] = ([("d.x", 1)], {})
 
@@ -99,8 +106,8 @@ def test_the_same_writes_are_refused_and_stored_as_mongomock_does(seed: int) -> 
     for step in range(300):
         fast_answer = answer(lambda: write(fast_rng, fast, odd=odd))
         with pytest.MonkeyPatch.context() as patch:
-            mongomock_check = Collection._ensure_uniques.__wrapped__  # type: ignore[attr-defined]
-            patch.setattr(Collection, "_ensure_uniques", mongomock_check)
+            for owner, name in PATCHED:
+                patch.setattr(owner, name, getattr(owner, name).__wrapped__)
             plain_answer = answer(lambda: write(plain_rng, plain, odd=odd))
         assert fast_answer == plain_answer, step
         refused += fast_answer == ("error", "DuplicateKeyError")

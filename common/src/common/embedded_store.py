@@ -8,6 +8,9 @@ make the queries the services make cost what they cost on MongoDB with its index
 - a filter that names `_id` by plain equality (or `$eq`, or `$in`) reads those documents from
   the store's dict, then applies the whole filter to them as mongomock always does (so the
   answer is the same, only the candidates are fewer);
+- a filter that names the leading fields of a declared index by plain equality reads only the
+  documents with those values (a bucket of an ordering with no sort, in the store's order), then
+  applies the whole filter to them (`_equality_bucket`);
 - a cursor with a sort and a limit whose sort a declared index serves (the index's fields are
   fields the filter names by plain equality, then the sort's fields) walks the documents in
   that order and applies the whole filter to each, stopping once the page is full (see
@@ -341,6 +344,41 @@ def _walk_page(cursor: Any, count: int) -> list[Any] | None:
     return found
 
 
+def _equality_bucket(store: Any, filter: Any) -> list[Any] | None:
+    """The stored documents, in the store's order, that a filter naming the leading fields of a
+    declared index by plain equality may match (a bucket of an ordering with no sort); None when
+    no index's leading field is named so. The filter is still to be applied to each."""
+    if not isinstance(filter, Mapping) or not filter:
+        return None
+    best: tuple[str, ...] = ()
+    for index in store.indexes.values():
+        prefix: list[str] = []
+        for item in index.get("key") or ():
+            field = item[0] if isinstance(item, list | tuple) and item else None
+            if not isinstance(field, str) or "." in field or field.startswith("$"):
+                break
+            if field not in filter or not _plain(filter[field]):
+                break
+            prefix.append(field)
+        if len(prefix) > len(best):
+            best = tuple(prefix)
+    if not best or store.is_empty:  # (is_empty also removes the expired documents)
+        return None
+    orderings = _orderings(store)
+    with store._rwlock.reader():
+        documents = store._documents
+        ordering = orderings.ordering(documents, best, ())
+        return [documents[key] for key in ordering.walk(tuple(filter[f] for f in best))]
+
+
+def _plain(value: Any) -> bool:
+    """Whether mongomock matches a filter's `value` by Python equality alone (plus arrays that
+    hold it), so that a bucket of documents with an equal value holds every match."""
+    if isinstance(value, float) and value != value:
+        return False  # NaN
+    return value is None or isinstance(value, str | int | float | ObjectId)
+
+
 def _unique_by_buckets(collection: Any, new_data: Mapping[str, Any]) -> bool:
     """mongomock's unique-index check of a just-stored document, reading only the documents
     whose indexed values may equal the new one's (a bucket of an ordering with no sort) instead
@@ -404,9 +442,12 @@ def install() -> None:
     @functools.wraps(scan_documents)
     def iter_documents(self: Any, filter: Any) -> Iterator[Any]:
         candidates = id_candidates(filter)
-        if candidates is None:
-            return scan_documents(self, filter)  # type: ignore[no-any-return]
         store = self._store
+        if candidates is None:
+            bucket = _equality_bucket(store, filter)
+            if bucket is None:
+                return scan_documents(self, filter)  # type: ignore[no-any-return]
+            return iter([doc for doc in bucket if filtering.filter_applies(filter, doc)])
         found = []
         seen = set()
         for value in candidates:
