@@ -51,7 +51,13 @@ UPDATES: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"_id": "t1"}, {"$set": {"bad": {1, 2}}}),  # not BSON: mongomock's error
     ({"_id": "t1"}, {"$set": {"state": "x"}, "$push": {"state": 1}}),  # one field twice
     ({"_id": "t1"}, {"$set": {"nested.field": 1}}),  # dotted: mongomock's own
-    ({"_id": "t1"}, {"$inc": {"count": 1}}),  # another operator: mongomock's own
+    ({"_id": "t1"}, {"$inc": {"count": 1}}),  # a missing field: set to the increment
+    ({"_id": 4, "hits": {"$exists": False}}, {"$inc": {"hits": 2.5}, "$set": {"code": "Z"}}),
+    ({"_id": "t1"}, {"$inc": {"state": 1}}),  # not a number: mongomock's error
+    ({"_id": "t1"}, {"$inc": {"state": "a"}}),  # nor is the increment
+    ({"state": "pending"}, {"$set": {"state": "taken"}}),  # not by _id: the first one found
+    ({"state": "nothing"}, {"$set": {"state": "taken"}}),  # none found
+    ({"_id": "t1"}, {"$min": {"count": 1}}),  # another operator: mongomock's own
     ({"_id": {"$in": ["t1", "t2"]}}, {"$set": {"state": "many"}}),  # more than one candidate
 ]
 
@@ -96,7 +102,8 @@ async def test_an_update_by_id_gives_mongomock_s_own_answer_and_stored_documents
     answer = await apply(fast, how, filter, update)
     after = [doc async for doc in fast.find({})]
 
-    monkeypatch.setattr(Collection, "_update", Collection._update.__wrapped__)  # type: ignore[attr-defined]
+    for name in ("_update", "_find_and_modify"):
+        monkeypatch.setattr(Collection, name, getattr(Collection, name).__wrapped__)
     plain = await fresh()
     by_mongomock = await apply(plain, how, filter, update)
     after_mongomock = [doc async for doc in plain.find({})]

@@ -16,7 +16,8 @@ make the queries the services make cost what they cost on MongoDB with its index
   that order and applies the whole filter to each, stopping once the page is full (see
   `_Ordering`); `find_one` is a cursor with a limit of one;
 - a cursor with a limit copies only the documents it returns (mongomock copied, and made
-  timezone-aware, every matching document before cutting the page);
+  timezone-aware, every matching document before cutting the page), in one pass (`_copied`)
+  when it returns them whole;
 - expired documents are removed at most once per `TTL_MONITOR_SECONDS` per collection instead
   of on every access. MongoDB's own TTL monitor runs every 60 seconds, so nothing may rely on
   an expired document being gone sooner; the services never do;
@@ -36,6 +37,7 @@ by `client()`. The store is used from one thread (each service's event loop; the
 test server's loop); the orderings change under mongomock's own store lock all the same.
 """
 
+import copy
 import functools
 import heapq
 import itertools
@@ -421,6 +423,29 @@ def _unique_by_buckets(collection: Any, new_data: Mapping[str, Any]) -> bool:
     return True
 
 
+_SHARED = frozenset({str, int, float, bool, type(None), bytes, ObjectId})
+
+
+def _copied(value: Any, aware: bool) -> Any:
+    """What mongomock returns for a stored value read whole: its copy (dicts and lists anew,
+    anything else `copy.copy`), with every date made UTC-aware when `aware` (the client's
+    tz_aware); one pass instead of mongomock's two. Immutable scalars are shared, not copied."""
+    from mongomock import helpers
+
+    kind = type(value)
+    if kind in _SHARED:
+        return value
+    if isinstance(value, dict):
+        return {key: _copied(item, aware) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item, aware) for item in value]
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=helpers.utc) if aware else value
+    if aware and isinstance(value, tuple):  # mongomock's copy keeps it; its aware pass lists it
+        return [helpers.make_datetime_timezone_aware_in_document(item) for item in value]
+    return copy.copy(value)
+
+
 def _store_key(document: Mapping[str, Any]) -> Any:
     from mongomock import helpers
 
@@ -530,17 +555,23 @@ def install() -> None:
         key = (self._factory, self._skip, self._limit)
         if getattr(self, "_gittix_page_key", None) != key:
             count = self._skip + abs(self._limit)
+            collection = self.collection
+            aware = collection.codec_options.tz_aware
             found = _walk_page(self, count)
+            if found is None and not self._sort:  # what the factory would filter, uncopied
+                found = list(itertools.islice(collection._iter_documents(self._spec), count))
             if found is None:
                 # The factory yields copies one by one, after filtering and sorting.
                 page = list(itertools.islice(self._factory(), count))[self._skip :]
+            elif self._projection is None:
+                page = [_copied(document, aware) for document in found[self._skip :]]
+                aware = False  # done
             else:
-                collection = self.collection
                 page = [
                     collection._copy_only_fields(document, self._projection, dict)
                     for document in found[self._skip :]
                 ]
-            if self.collection.codec_options.tz_aware:
+            if aware:
                 page = [helpers.make_datetime_timezone_aware_in_document(doc) for doc in page]
             self._gittix_page = page
             self._gittix_page_key = key

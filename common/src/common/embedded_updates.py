@@ -6,19 +6,26 @@ again for a `$pull`. The outbox writes twice per event (its entry pushed with th
 pulled once published), so on the embedded store that copying is most of an event's cost.
 
 The updates the services make most are narrower: `update_one` (or `find_one_and_update`) of the
-document a filter names by `_id`, changing top-level fields with `$set`, `$push` (`$each`) and
-`$pull` (a condition on array elements that are documents). Those build the changed document as
-a new dict (a shallow copy with the changed fields replaced) and store it in place of the old
-one, with mongomock's own field setter, filter and unique-index check, so the stored result,
-the matched/modified counts and the errors are mongomock's. Anything else (upserts, `update_many`,
-dotted or positional paths, other operators, a field named twice) is mongomock's own `_update`.
+document a filter names by `_id`, changing top-level fields with `$set`, `$inc`, `$push`
+(`$each`) and `$pull` (a condition on array elements that are documents). Those build the
+changed document as a new dict (a shallow copy with the changed fields replaced) and store it in
+place of the old one, with mongomock's own field setters, filter and unique-index check, so the
+stored result, the matched/modified counts and the errors are mongomock's. Anything else
+(upserts, `update_many`, dotted or positional paths, other operators, a field named twice) is
+mongomock's own `_update`.
+
+`find_one_and_update` (mongomock: a copy of the document found, the update, then a copy read
+back by `_id`) updates the stored document it finds and copies it once, unless it is given a
+projection, a sort or an upsert.
 """
 
 import functools
 from collections.abc import Mapping
 from typing import Any
 
-_OPERATORS = frozenset({"$set", "$push", "$pull"})
+from pymongo import ReturnDocument
+
+_OPERATORS = frozenset({"$set", "$inc", "$push", "$pull"})
 
 _installed = False
 
@@ -45,7 +52,8 @@ def id_candidates(filter: Any) -> list[Any] | None:
 
 
 def _narrow(document: Any) -> bool:
-    """Whether an update only sets, pushes to or pulls from top-level fields, each field once."""
+    """Whether an update only sets, increments, pushes to or pulls from top-level fields, each
+    field once."""
     if not isinstance(document, dict) or not document:
         return False
     fields_seen: set[str] = set()
@@ -78,7 +86,7 @@ def install() -> None:
     if _installed:
         return
     from mongomock import DuplicateKeyError, OperationFailure, helpers
-    from mongomock.collection import Collection, _set_updater
+    from mongomock.collection import Collection, _inc_updater, _set_updater
     from mongomock.filtering import filter_applies
 
     update = Collection._update
@@ -101,6 +109,8 @@ def install() -> None:
                 current = changed.get(field)
                 if operator == "$set":
                     _set_updater(changed, field, value)
+                elif operator == "$inc":
+                    _inc_updater(changed, field, value)  # an error: mongomock's own (below)
                 elif operator == "$push":
                     if field in changed and not isinstance(current, list):
                         return None
@@ -171,5 +181,51 @@ def install() -> None:
         result["nModified"] = 1
         return result
 
+    find_and_modify = Collection._find_and_modify
+
+    @functools.wraps(find_and_modify)
+    def find_and_update(
+        self: Any,
+        query: Any,
+        projection: Any = None,
+        update: Any = None,
+        upsert: bool = False,
+        sort: Any = None,
+        return_document: Any = ReturnDocument.BEFORE,
+        session: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """mongomock's find_one_and_update reads the document twice more than it needs (a copy
+        found, then a copy read back by `_id`); with no projection, sort, upsert or removal,
+        the stored document found is updated by `_id` and copied once."""
+        if (
+            not isinstance(query, Mapping)
+            or projection is not None
+            or sort
+            or upsert
+            or session
+            or kwargs
+            or not update
+        ):
+            return find_and_modify(
+                self, query, projection, update, upsert, sort, return_document, session, **kwargs
+            )
+        spec = helpers.patch_datetime_awareness_in_document(query)
+        found = next(iter(self._iter_documents(spec)), None)
+        if found is None:
+            return None
+        key = found["_id"]
+        if return_document is ReturnDocument.AFTER:
+            self._update({"_id": key}, update)
+            found = self._store[helpers.hashdict(key) if isinstance(key, dict) else key]
+            answer = self._copy_only_fields(found, None, dict)
+        else:
+            answer = self._copy_only_fields(found, None, dict)  # before the update changes it
+            self._update({"_id": key}, update)
+        if self.codec_options.tz_aware:
+            return helpers.make_datetime_timezone_aware_in_document(answer)
+        return answer
+
     Collection._update = update_by_id  # type: ignore[method-assign,assignment]
+    Collection._find_and_modify = find_and_update  # type: ignore[method-assign]
     _installed = True
