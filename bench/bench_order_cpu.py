@@ -11,12 +11,19 @@ orders and every downstream listener, NATS included) divided by the orders place
 subtracts what the same processes spend idling for as long (measured just before). The bus is
 watched from this process, so no service answers a poll during the window. For scale, the same
 tree's CPU per `GET /api/users/currentuser` through the entry point.
+
+Before each size's measured orders, --warmup orders are placed and cancelled (not measured):
+a system's first orders pay once for what later ones reuse. A window lasts a second or two,
+so one busy moment on the machine moves a figure by a fifth: --rounds runs the whole
+measurement that many times, each on a system started afresh, and prints each figure's median
+(with every round's figure beside it).
 """
 
 import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +40,7 @@ from devserver.harness import RunningSystem, running_system
 BENCH_DIR = Path(__file__).resolve().parent
 GOAL_SMALL_MS = 4.0
 GOAL_RATIO = 1.3
+PROBE_LOOPS = 1_000_000
 # Orders' own limits (5 unpaid orders, 10 attempts a minute per buyer) stay as `make up` has
 # them: the orders are spread over enough buyers. Every buyer signs up from 127.0.0.1, so
 # auth's per-address sign-up limit is lifted (as e2e does).
@@ -124,14 +132,43 @@ async def sign_up(system: RunningSystem, role: str) -> httpx.AsyncClient:
     return http
 
 
+def speed_probe() -> float:
+    """CPU seconds of a fixed piece of pure-Python work: how fast the machine runs Python right
+    now (the same work takes up to 1.6x longer when the host is busy)."""
+    started = time.process_time()
+    total = 0
+    for number in range(PROBE_LOOPS):
+        total += number * number % 7
+    return time.process_time() - started
+
+
 def write_lines(lines: list[dict[str, object]]) -> str:
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as file:
         file.writelines(json.dumps(line) + "\n" for line in lines)
     return file.name
 
 
+async def warm_up(system: RunningSystem, tickets: list[str]) -> None:
+    """Order each of `tickets` and cancel the order (so the ticket is for sale again): the
+    first orders a system places pay once for what later ones reuse (connections, caches, lazily
+    built validators), which is not a cost per order."""
+    for start in range(0, len(tickets), ORDERS_PER_BUYER):
+        buyer = await sign_up(system, "warm-up")
+        for ticket_id in tickets[start : start + ORDERS_PER_BUYER]:
+            placed = await buyer.post("/api/orders", json={"ticketId": ticket_id})
+            assert placed.status_code == 201, placed.text
+            cancelled = await buyer.delete(f"/api/orders/{placed.json()['id']}")
+            assert cancelled.status_code == 204, cancelled.text
+        await buyer.aclose()
+
+
 async def measure(
-    system: RunningSystem, sizes: list[int], orders: int, concurrency: int, idle_seconds: float
+    system: RunningSystem,
+    sizes: list[int],
+    orders: int,
+    concurrency: int,
+    idle_seconds: float,
+    warmup: int,
 ) -> list[dict[str, float]]:
     results = []
     sellers = [await sign_up(system, "seller") for _ in range(SELLERS)]
@@ -141,6 +178,7 @@ async def measure(
         fresh = await put_up(sellers, size - held)
         held = size
         buyers = [await sign_up(system, "buyer") for _ in range(-(-orders // ORDERS_PER_BUYER))]
+        await warm_up(system, fresh[:warmup])
         await settled(system.nats_url)
         # Request i goes with buyer i mod buyers: each places at most ORDERS_PER_BUYER.
         cookies = [
@@ -150,6 +188,7 @@ async def measure(
         bodies = write_lines([{"ticketId": ticket_id} for ticket_id in fresh[-orders:]])
         headers = write_lines(cookies)  # type: ignore[arg-type]
         idle = await idle_rate(system, idle_seconds)
+        probe = speed_probe()
         pids = system_pids(system)
         processes = per_process_cpu(system)
         before, started = cpu_seconds(pids), time.monotonic()
@@ -189,6 +228,7 @@ async def measure(
                 "p50_ms": placed["p50_ms"],
                 "get_ms": get_ms,
                 "load": os.getloadavg()[0],
+                "probe_ms": (probe + speed_probe()) / 2 * 1000,
                 **{
                     f"cpu {name}": (after[name] - processes[name]) / orders * 1000 for name in after
                 },
@@ -211,20 +251,57 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--idle-seconds", type=float, default=5.0)
     parser.add_argument("--commit", help="run the services' code of this commit (e.g. a before)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=20,
+        help="orders placed and cancelled before each size's measured ones (not measured)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="each on a system of its own, started afresh; each figure is the rounds' median",
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
-    with tempfile.TemporaryDirectory(prefix="bench-order-cpu-") as data:
-        env = dict(CLIENT_LIMITS)
-        if args.commit:
-            env["PYTHONPATH"] = export_tree(args.commit, Path(data) / "source")
-        with running_system(Path(data), env=env) as system:
-            results = asyncio.run(
-                measure(system, sizes, args.orders, args.concurrency, args.idle_seconds)
-            )
+    rounds: list[list[dict[str, float]]] = []
+    for number in range(args.rounds):
+        print(f"round {number + 1} of {args.rounds}", flush=True)
+        with tempfile.TemporaryDirectory(prefix="bench-order-cpu-") as data:
+            env = dict(CLIENT_LIMITS)
+            if args.commit:
+                env["PYTHONPATH"] = export_tree(args.commit, Path(data) / "source")
+            with running_system(Path(data), env=env) as system:
+                rounds.append(
+                    asyncio.run(
+                        measure(
+                            system,
+                            sizes,
+                            args.orders,
+                            args.concurrency,
+                            args.idle_seconds,
+                            args.warmup,
+                        )
+                    )
+                )
+    # One CPU figure is a window of 1-2 s on a shared machine: a round can land on a busy moment.
+    results = [
+        {key: statistics.median(one[index][key] for one in rounds) for key in rounds[0][index]}
+        for index in range(len(sizes))
+    ]
     code = f"code of {args.commit}" if args.commit else "this tree"
+    spread = ", ".join(
+        f"{size:,}: "
+        + " / ".join(
+            f"{one[index]['ms']:.2f} (probe {one[index]['probe_ms']:.0f})" for one in rounds
+        )
+        for index, size in enumerate(sizes)
+    )
     print(
         f"whole-stack CPU per placed order ({code}), {args.orders} orders at concurrency "
-        f"{args.concurrency} through the HTTPS entry point"
+        f"{args.concurrency} through the HTTPS entry point; median of {args.rounds} rounds "
+        f"(ms per round at {spread})"
     )
     small = results[0]["ms"]
     for result in results:
@@ -233,7 +310,8 @@ def main() -> int:
             f"  {result['size']:>6} tickets: {result['ms']:6.2f} ms ({result['ms'] / small:.2f}x;"
             f" goal {goal}), over idle {result['over_idle_ms']:.2f} ms, "
             f"{result['elapsed']:.1f} s, order p50 {result['p50_ms']:.0f} ms, "
-            f"GET currentuser {result['get_ms']:.2f} ms, load {result['load']:.1f}"
+            f"GET currentuser {result['get_ms']:.2f} ms, load {result['load']:.1f}, "
+            f"speed probe {result['probe_ms']:.0f} ms"
         )
         print(
             "           by process: "

@@ -132,3 +132,19 @@ async def test_a_limited_sorted_page_is_the_head_of_the_whole_sorted_answer(tick
     assert len(every) == 30
     assert first == every[:4] and later == every[4:8] and one == every[0]
     assert [doc["n"] for doc in every] == sorted((doc["n"] for doc in every), reverse=True)
+
+
+async def test_a_collection_named_twice_is_one_object_that_still_sees_a_drop() -> None:
+    db = embedded_store.client()["store_test"]
+    kept = db["tickets"]
+    await kept.insert_one({"_id": 1, "n": 1})
+
+    assert db["tickets"] is kept
+    assert db["other"] is not kept
+    await db.drop_collection("tickets")
+    assert await kept.count_documents({}) == 0
+    await db["tickets"].insert_one({"_id": 2, "n": 2})
+    assert await kept.find_one({}, {"_id": 0}) == {"n": 2}
+    assert [
+        doc["_id"] async for doc in embedded_store.client()["store_test"]["tickets"].find()
+    ] == []

@@ -55,6 +55,7 @@ TTL_MONITOR_SECONDS = 1.0
 _EPOCH = datetime(1970, 1, 1)  # stored dates are naive UTC
 
 _installed = False
+_reusing = False
 
 # The bucket of documents whose equality fields hold something other than a plain scalar (an
 # array, a sub-document, a date...): they may match any value, so every walk reads them too.
@@ -615,4 +616,25 @@ def client() -> Any:
     from mongomock_motor import AsyncMongoMockClient  # development-only dependency
 
     install()
+    _reuse_collections()
     return AsyncMongoMockClient(tz_aware=True)
+
+
+def _reuse_collections() -> None:
+    """`db[name]` gives the same collection object each time: mongomock-motor built a new one
+    (and mongomock re-wrapped its internals) on every access, the services' `db[ORDERS]` per
+    call. Dropping a collection empties its store in place, so a kept object stays right."""
+    global _reusing
+    if _reusing:
+        return
+    from mongomock_motor import AsyncMongoMockDatabase
+
+    def collection(self: Any, name: str) -> Any:
+        kept: dict[str, Any] = self.__dict__.setdefault("_gittix_collections", {})
+        found = kept.get(name)
+        if found is None:
+            found = kept[name] = self.get_collection(name)
+        return found
+
+    AsyncMongoMockDatabase.__getitem__ = collection  # type: ignore[method-assign]
+    _reusing = True

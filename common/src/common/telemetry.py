@@ -18,7 +18,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, Span, SpanKind, Status, StatusCode
 
 log = logging.getLogger("common.telemetry")
 
@@ -144,8 +144,18 @@ def span(
 ) -> Iterator[Span]:
     """A span, child of `parent` (a carrier) when it holds a context, else of the current span.
 
-    Off, this is the API's no-op span: nothing is allocated beyond the call itself.
+    Off, this is the API's no-op span: the current one, which a no-op tracer would start and
+    make current again (so nothing is started or attached), unless `parent` carries a context
+    to pass on.
     """
+    current = trace.get_current_span()
+    if (
+        isinstance(current, NonRecordingSpan)
+        and not (parent and "traceparent" in parent)
+        and not tracing_enabled()
+    ):
+        yield current
+        return
     with tracer().start_as_current_span(
         name,
         context=context_from(parent),
