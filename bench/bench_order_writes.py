@@ -5,7 +5,9 @@ the unique partial index that holds one active order per ticket, the buyer's slo
 index, and the outbox's pending index) holds N orders of many buyers, half of them over (not
 active, no slot). Then `--writes` times, the writes of one order placement: the buyer's held
 slots read (`taken_slots`), the order inserted with its OrderCreated entry, and the entry
-pulled by `_id` once published (the relay's write). CPU of this process per placement.
+pulled by `_id` once published (the relay's write). CPU of this process per placement, after
+one placement that is not timed (the store lays out its lookups on first use, once per
+process).
 
 With `--plain`, mongomock's own unique-index check and reads run instead of the embedded
 store's (`common.embedded_store`): every write tests each unique index against every stored
@@ -66,10 +68,12 @@ async def measure(size: int, writes: int) -> float:
             for n in range(size)
         ]
     )
-    started = time.process_time()
-    for number in range(writes):
-        user_id = f"buyer{number % BUYERS}"
-        held = {
+    started = 0.0
+    for number in range(-1, writes):
+        if number == 0:  # the first one (not timed) lays out the store's lookups once
+            started = time.process_time()
+        user_id = f"buyer{abs(number) % BUYERS}"
+        {  # the slots the buyer holds, as orders reads them before choosing one
             doc["buyer_slot"]
             async for doc in orders.find(
                 {"user_id": user_id, "holds_slot": True}, {"buyer_slot": 1}
@@ -80,7 +84,6 @@ async def measure(size: int, writes: int) -> float:
         placed[OUTBOX_FIELD] = [{"id": entry_id, "type": "OrderCreated", "data": {"n": number}}]
         await orders.insert_one(placed)
         await orders.update_one({"_id": placed["_id"]}, {"$pull": {OUTBOX_FIELD: {"id": entry_id}}})
-        assert len(held) <= 3
     return (time.process_time() - started) / writes
 
 

@@ -37,6 +37,11 @@ ISSUE_12 = [
     ),
     Figure("bench_event_hop.py", ["--samples", "50"], ["--samples", "100"]),
     Figure("bench_order_cpu.py", ["--sizes", "100,1000"], ["--sizes", "100,10000"]),
+    Figure(
+        "bench_order_writes.py",
+        ["--sizes", "100,1000"],
+        ["--sizes", "100,10000", "--writes", "1000"],
+    ),
 ]
 
 

@@ -112,12 +112,19 @@ class _Ordering:
     breaks ties as mongomock's stable sort of the store's documents does. A walk reads the
     bucket of the filter's values and the bucket of documents that may match any value, merged.
     Documents whose sort values mongomock does not order totally are counted in `unordered`;
-    while there are any, the ordering declines and mongomock sorts.
+    while there are any, the ordering declines and mongomock sorts. With a `partial` filter
+    (a partial index's), it holds only the documents that filter matches.
     """
 
-    def __init__(self, prefix: tuple[str, ...], sort: tuple[tuple[str, int], ...]) -> None:
+    def __init__(
+        self,
+        prefix: tuple[str, ...],
+        sort: tuple[tuple[str, int], ...],
+        partial: Mapping[str, Any] | None = None,
+    ) -> None:
         self.prefix = prefix
         self.sort = sort
+        self.partial = partial
         self.buckets: dict[Any, list[Element]] = {}
         self.entries: dict[Any, tuple[Any, Element]] = {}
         self.unordered: set[Any] = set()
@@ -153,6 +160,8 @@ class _Ordering:
     def fill(self, documents: Mapping[Any, Any], positions: Mapping[Any, int]) -> None:
         """Order every document of the store (one sort, instead of an insertion each)."""
         for key, document in documents.items():
+            if not self._holds(document):
+                continue
             sort_key = self._key(document)
             if sort_key is None:
                 self.unordered.add(key)
@@ -164,7 +173,15 @@ class _Ordering:
         for elements in self.buckets.values():
             elements.sort()
 
+    def _holds(self, document: Mapping[str, Any]) -> bool:
+        from mongomock import filtering
+
+        return self.partial is None or bool(filtering.filter_applies(self.partial, document))
+
     def put(self, key: Any, document: Mapping[str, Any], position: int) -> None:
+        if not self._holds(document):
+            self.remove(key)
+            return
         sort_key = self._key(document)
         if sort_key is None:
             self.remove(key)
@@ -210,6 +227,7 @@ class _Orderings:
     def __init__(self, documents: Mapping[Any, Any]) -> None:
         self.positions = {key: position for position, key in enumerate(documents)}
         self._next = itertools.count(len(self.positions))
+        # (equality fields, sort, the partial filter's repr or None) -> its ordering
         self.by_shape: dict[tuple[Any, ...], _Ordering] = {}
 
     def put(self, key: Any, document: Mapping[str, Any]) -> None:
@@ -229,12 +247,14 @@ class _Orderings:
         documents: Mapping[Any, Any],
         prefix: tuple[str, ...],
         sort: tuple[tuple[str, int], ...],
+        partial: Mapping[str, Any] | None = None,
     ) -> _Ordering:
-        ordering = self.by_shape.get((prefix, sort))
+        shape = (prefix, sort, None if partial is None else repr(partial))
+        ordering = self.by_shape.get(shape)
         if ordering is None:
-            ordering = _Ordering(prefix, sort)
+            ordering = _Ordering(prefix, sort, partial)
             ordering.fill(documents, self.positions)
-            self.by_shape[(prefix, sort)] = ordering
+            self.by_shape[shape] = ordering
         return ordering
 
 
@@ -354,6 +374,7 @@ def _equality_bucket(store: Any, filter: Any) -> list[Any] | None:
     if not isinstance(filter, Mapping) or not filter:
         return None
     best: tuple[str, ...] = ()
+    best_partial: Mapping[str, Any] | None = None
     for index in store.indexes.values():
         prefix: list[str] = []
         for item in index.get("key") or ():
@@ -363,15 +384,35 @@ def _equality_bucket(store: Any, filter: Any) -> list[Any] | None:
             if field not in filter or not _plain(filter[field]):
                 break
             prefix.append(field)
-        if len(prefix) > len(best):
-            best = tuple(prefix)
+        partial = index.get("partialFilterExpression")
+        if not _implied(partial, filter):
+            partial = None  # the bucket of every document still holds every match
+        if len(prefix) > len(best) or (
+            prefix and len(prefix) == len(best) and best_partial is None and partial is not None
+        ):
+            best, best_partial = tuple(prefix), partial
     if not best or store.is_empty:  # (is_empty also removes the expired documents)
         return None
     orderings = _orderings(store)
     with store._rwlock.reader():
         documents = store._documents
-        ordering = orderings.ordering(documents, best, ())
+        ordering = orderings.ordering(documents, best, (), best_partial)
         return [documents[key] for key in ordering.walk(tuple(filter[f] for f in best))]
+
+
+def _implied(partial: Any, filter: Mapping[str, Any]) -> bool:
+    """Whether every document `filter` matches is in a partial index of `partial`: the partial
+    filter is plain equalities that the filter names with equal values of the same type."""
+    if not isinstance(partial, Mapping) or not partial:
+        return False
+    for field, value in partial.items():
+        if not isinstance(field, str) or field.startswith("$") or not _plain(value):
+            return False
+        if field not in filter or type(filter[field]) is not type(value):
+            return False
+        if filter[field] != value:
+            return False
+    return True
 
 
 def _plain(value: Any) -> bool:
@@ -407,14 +448,15 @@ def _unique_by_buckets(collection: Any, new_data: Mapping[str, Any]) -> bool:
         partial = index.get("partialFilterExpression")
         if partial is not None:
             query = {"$and": [partial, query]}
-        checks.append((fields, values, query))
+        checks.append((fields, values, query, partial))
     if not checks:
         return True
     orderings = _orderings(store)  # every write keeps them current, this one included
     with store._rwlock.reader():
         documents = store._documents
-        for fields, values, query in checks:
-            ordering = orderings.ordering(documents, fields, ())
+        for fields, values, query, partial in checks:
+            # A document the partial filter does not match is never a duplicate.
+            ordering = orderings.ordering(documents, fields, (), partial)
             matching = 0
             for candidate in ordering.walk(values):
                 if filtering.filter_applies(query, documents[candidate]):
