@@ -1,8 +1,7 @@
 """The embedded store reads a sorted page along a declared index, with mongomock's answers."""
 
 import random
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,9 +9,9 @@ import mongomock
 import pytest
 from bson import ObjectId
 from common.pagination import SORT, decode_cursor, read_page
-from mongomock.collection import Collection, Cursor
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, WriteError
+from store_comparison import mongomock_own
 
 from common import embedded_store
 
@@ -36,19 +35,6 @@ SORTS: list[list[tuple[str, int]]] = [
     [("d.x", -1), ("_id", -1)],
 ]
 EPOCH = datetime(2026, 1, 1)
-
-
-@contextmanager
-def plain_mongomock() -> Iterator[None]:
-    """mongomock's own reads, without the embedded store's shortcuts (its writes stay)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for owner, name in (
-            (Cursor, "_compute_results"),
-            (Collection, "_iter_documents"),
-            (Collection, "find_one"),
-        ):
-            patch.setattr(owner, name, getattr(owner, name).__wrapped__)
-        yield
 
 
 def random_value(rng: random.Random, *, odd: bool) -> Any:
@@ -176,28 +162,13 @@ def test_a_sorted_page_is_what_mongomock_answers_after_any_writes(seed: int) -> 
                 return list(collection.find(filter, projection)), collection.count_documents(filter)
 
             fast_page, fast_first, fast_every = answer(page), answer(first), answer(every)
-            with plain_mongomock():
+            with mongomock_own():
                 plain_page, plain_first, plain_every = answer(page), answer(first), answer(every)
             assert fast_page == plain_page, (filter, sort, skip, limit, projection)
             assert fast_first == plain_first, (filter, sort)
             assert fast_every == plain_every, (filter, projection)
             compared += 1
     assert compared > 300
-
-
-@pytest.fixture
-def counted(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The documents mongomock tests against a filter."""
-    tested: list[Any] = []
-    applies = mongomock.filtering.filter_applies
-
-    def counting(filter: Any, document: Any) -> bool:
-        tested.append(document.get("_id"))
-        return bool(applies(filter, document))
-
-    monkeypatch.setattr("mongomock.filtering.filter_applies", counting)
-    monkeypatch.setattr("mongomock.collection.filter_applies", counting)
-    return tested
 
 
 async def store_tickets(count: int) -> Any:
@@ -228,7 +199,7 @@ async def test_a_page_reads_only_its_documents_when_an_index_serves_it(counted: 
 
     assert read_for_first <= 21  # the page, and the one that says there is a next page
     assert len(counted) <= read_for_first + 20 + 21
-    with plain_mongomock():
+    with mongomock_own():
         every = await tickets.find({"order_id": None}).sort(SORT).to_list(None)
     assert len(every) == 2960
     assert first.documents == every[:20] and second.documents == every[20:40]
@@ -264,7 +235,7 @@ async def test_paging_through_a_list_while_it_changes_sees_each_unchanged_ticket
         after = decode_cursor(page.next_cursor)
 
     assert len(shown) == len(set(shown))
-    with plain_mongomock():
+    with mongomock_own():
         listed = [doc["_id"] async for doc in tickets.find({"n": {"$gte": 0}}).sort(SORT)]
     reserved_unseen = {doc["_id"] async for doc in tickets.find({"order_id": "o"})} - set(shown)
     assert shown == [ticket_id for ticket_id in listed if ticket_id not in reserved_unseen]
@@ -293,7 +264,7 @@ async def test_the_earliest_due_is_found_without_reading_the_others(counted: lis
     after_claim = await timers.find_one({"state": "pending"}, sort=[("due_at", 1)])
     reads = len(counted)
 
-    with plain_mongomock():
+    with mongomock_own():
         pending = await timers.find({"state": "pending"}).sort([("due_at", 1)]).to_list(None)
     assert earliest is not None and claimed is not None
     assert claimed["_id"] == earliest["_id"] and claimed["state"] == "fired"

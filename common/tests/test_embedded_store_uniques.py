@@ -6,8 +6,9 @@ from typing import Any
 import mongomock
 import pytest
 from bson import ObjectId
-from mongomock.collection import Collection, Cursor
+from mongomock.collection import Collection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
+from store_comparison import READS, mongomock_own
 
 from common import embedded_store
 
@@ -20,12 +21,7 @@ UNIQUES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("k", 1)], {"sparse": True}),
 ]
 # The embedded store's shortcuts that these writes go through; mongomock's own code underneath.
-PATCHED: list[tuple[Any, str]] = [
-    (Collection, "_ensure_uniques"),
-    (Collection, "_iter_documents"),
-    (Collection, "find_one"),
-    (Cursor, "_compute_results"),
-]
+PATCHED: list[tuple[Any, str]] = [(Collection, "_ensure_uniques"), *READS]
 DOTTED: tuple[list[tuple[str, int]], dict[str, Any]] = ([("d.x", 1)], {})
 
 
@@ -105,9 +101,7 @@ def test_the_same_writes_are_refused_and_stored_as_mongomock_does(seed: int) -> 
     refused = 0
     for step in range(300):
         fast_answer = answer(lambda: write(fast_rng, fast, odd=odd))
-        with pytest.MonkeyPatch.context() as patch:
-            for owner, name in PATCHED:
-                patch.setattr(owner, name, getattr(owner, name).__wrapped__)
+        with mongomock_own(PATCHED):
             plain_answer = answer(lambda: write(plain_rng, plain, odd=odd))
         assert fast_answer == plain_answer, step
         refused += fast_answer == ("error", "DuplicateKeyError")
@@ -117,9 +111,7 @@ def test_the_same_writes_are_refused_and_stored_as_mongomock_does(seed: int) -> 
                 # Filters that imply a partial index's filter read that index's documents only.
                 for filter in ({"u": value, "held": True}, {"t": value, "active": True}):
                     fast_answer = answer(lambda f=filter: list(fast.find(f)))  # type: ignore[misc]
-                    with pytest.MonkeyPatch.context() as patch:
-                        for owner, name in PATCHED:
-                            patch.setattr(owner, name, getattr(owner, name).__wrapped__)
+                    with mongomock_own(PATCHED):
                         plain_answer = answer(lambda f=filter: list(plain.find(f)))  # type: ignore[misc]
                     assert fast_answer == plain_answer, (step, filter)
     assert list(fast.find()) == list(plain.find())
@@ -147,28 +139,18 @@ def test_a_second_active_order_for_a_ticket_is_refused_among_many_orders() -> No
     assert orders.count_documents({}) == 2001
 
 
-def test_the_check_reads_only_the_documents_with_the_same_values(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_check_reads_only_the_documents_with_the_same_values(counted: list[Any]) -> None:
     embedded_store.install()
     orders: Any = mongomock.MongoClient(tz_aware=True)["uniques"]["counted"]
     orders.create_index(
         "ticket_id", unique=True, partialFilterExpression={"active": True}, name="lock"
     )
     orders.insert_many([{"ticket_id": f"t{n}", "active": True} for n in range(1000)])
-    tested: list[Any] = []
-    applies = mongomock.filtering.filter_applies
-
-    def counting(filter: Any, document: Any) -> bool:
-        tested.append(document.get("_id"))
-        return bool(applies(filter, document))
-
-    monkeypatch.setattr("mongomock.filtering.filter_applies", counting)
-    monkeypatch.setattr("mongomock.collection.filter_applies", counting)
+    counted.clear()
 
     orders.insert_one({"ticket_id": "new", "active": True})
     with pytest.raises(DuplicateKeyError):
         orders.insert_one({"ticket_id": "t5", "active": True})
 
     # Per insert: whether it is in the partial index, then the candidates with its ticket_id.
-    assert len(tested) <= 6
+    assert len(counted) <= 6

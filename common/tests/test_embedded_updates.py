@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from mongomock.collection import Collection
 from pymongo import ReturnDocument
+from store_comparison import mongomock_own
 
 from common import embedded_store, embedded_updates
 
@@ -93,7 +94,6 @@ def fresh() -> Callable[[], Any]:
 @pytest.mark.parametrize(("filter", "update"), UPDATES)
 async def test_an_update_by_id_gives_mongomock_s_own_answer_and_stored_documents(
     fresh: Callable[[], Any],
-    monkeypatch: pytest.MonkeyPatch,
     how: str,
     filter: dict[str, Any],
     update: dict[str, Any],
@@ -102,11 +102,10 @@ async def test_an_update_by_id_gives_mongomock_s_own_answer_and_stored_documents
     answer = await apply(fast, how, filter, update)
     after = [doc async for doc in fast.find({})]
 
-    for name in ("_update", "_find_and_modify"):
-        monkeypatch.setattr(Collection, name, getattr(Collection, name).__wrapped__)
-    plain = await fresh()
-    by_mongomock = await apply(plain, how, filter, update)
-    after_mongomock = [doc async for doc in plain.find({})]
+    with mongomock_own([(Collection, "_update"), (Collection, "_find_and_modify")]):
+        plain = await fresh()
+        by_mongomock = await apply(plain, how, filter, update)
+        after_mongomock = [doc async for doc in plain.find({})]
 
     assert answer == by_mongomock
     assert after == after_mongomock

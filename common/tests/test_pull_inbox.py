@@ -10,6 +10,7 @@ from common.events import TicketCreated
 from common.messaging import STREAM_NAME, PullInbox
 from gittix_testing import TestBus
 from gittix_testing.waiting import wait_until
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import APIError
 
@@ -39,6 +40,16 @@ async def waiting_requests(bus: TestBus) -> int:
     return (await bus.js.consumer_info(STREAM_NAME, DURABLE)).num_waiting or 0
 
 
+async def fetch_waiting_at_the_server(bus: TestBus) -> tuple[PullInbox, asyncio.Task[list[Msg]]]:
+    """A long fetch, once the server holds its request (nothing is pending yet)."""
+    pulls = await pulls_for(bus)
+    fetching = asyncio.create_task(pulls.fetch(10, timeout=LONG_FETCH_SECONDS))
+    await wait_until(
+        lambda: waiting_requests(bus), timeout=10, message="the fetch's request never arrived"
+    )
+    return pulls, fetching
+
+
 async def test_an_empty_fetch_ends_within_its_timeout(bus: TestBus) -> None:
     pulls = await pulls_for(bus)
     async with asyncio.timeout(10):
@@ -49,11 +60,7 @@ async def test_an_empty_fetch_ends_within_its_timeout(bus: TestBus) -> None:
 async def test_a_message_is_handed_over_at_once_after_an_earlier_requests_late_status(
     bus: TestBus,
 ) -> None:
-    pulls = await pulls_for(bus)
-    fetching = asyncio.create_task(pulls.fetch(10, timeout=LONG_FETCH_SECONDS))
-    await wait_until(
-        lambda: waiting_requests(bus), timeout=10, message="the fetch's request never arrived"
-    )
+    pulls, fetching = await fetch_waiting_at_the_server(bus)
     # What the server sends when a request expires, addressed to an earlier request (the one a
     # fetch gave up on a moment before its status came).
     await bus.nc.publish(
@@ -82,11 +89,7 @@ async def test_messages_pending_go_out_in_one_fetch_in_order(bus: TestBus) -> No
 async def test_a_fetch_on_a_consumer_deleted_meanwhile_fails_rather_than_coming_back_empty(
     bus: TestBus,
 ) -> None:
-    pulls = await pulls_for(bus)
-    fetching = asyncio.create_task(pulls.fetch(10, timeout=LONG_FETCH_SECONDS))
-    await wait_until(
-        lambda: waiting_requests(bus), timeout=10, message="the fetch's request never arrived"
-    )
+    _, fetching = await fetch_waiting_at_the_server(bus)
     await bus.js.delete_consumer(STREAM_NAME, DURABLE)
     async with asyncio.timeout(10):
         with pytest.raises(APIError):
