@@ -318,18 +318,9 @@ def _plan(
         if directions != wanted and directions != [-direction for direction in wanted]:
             continue
         prefix = tuple(field for field, _ in fields[:split])
-        values = []
-        for field in prefix:
-            if "." in field or field.startswith("$") or field not in filter:
-                break
-            value = filter[field]
-            if value is None or isinstance(value, str | int | float | ObjectId):
-                values.append(value)
-            else:
-                break  # an operator, a regex, a date, a document: not a plain equality
-        else:
+        if _equality_run(prefix, filter) == prefix:
             if best is None or len(prefix) > len(best[0]):
-                best = (prefix, tuple(values))
+                best = (prefix, tuple(filter[field] for field in prefix))
     return best
 
 
@@ -376,21 +367,17 @@ def _equality_bucket(store: Any, filter: Any) -> list[Any] | None:
     best: tuple[str, ...] = ()
     best_partial: Mapping[str, Any] | None = None
     for index in store.indexes.values():
-        prefix: list[str] = []
-        for item in index.get("key") or ():
-            field = item[0] if isinstance(item, list | tuple) and item else None
-            if not isinstance(field, str) or "." in field or field.startswith("$"):
-                break
-            if field not in filter or not _plain(filter[field]):
-                break
-            prefix.append(field)
+        key = index.get("key") or ()
+        prefix = _equality_run(
+            (item[0] if isinstance(item, list | tuple) and item else None for item in key), filter
+        )
         partial = index.get("partialFilterExpression")
         if not _implied(partial, filter):
             partial = None  # the bucket of every document still holds every match
         if len(prefix) > len(best) or (
             prefix and len(prefix) == len(best) and best_partial is None and partial is not None
         ):
-            best, best_partial = tuple(prefix), partial
+            best, best_partial = prefix, partial
     if not best or store.is_empty:  # (is_empty also removes the expired documents)
         return None
     orderings = _orderings(store)
@@ -415,6 +402,19 @@ def _implied(partial: Any, filter: Mapping[str, Any]) -> bool:
     return True
 
 
+def _equality_run(fields: Iterable[Any], filter: Mapping[str, Any]) -> tuple[str, ...]:
+    """The leading `fields` that `filter` names by plain equality, up to the first it does not
+    (or that is dotted, an operator, not a name)."""
+    run: list[str] = []
+    for field in fields:
+        if not isinstance(field, str) or "." in field or field.startswith("$"):
+            break
+        if field not in filter or not _plain(filter[field]):
+            break  # an operator, a regex, a date, a document: not a plain equality
+        run.append(field)
+    return tuple(run)
+
+
 def _plain(value: Any) -> bool:
     """Whether mongomock matches a filter's `value` by Python equality alone (plus arrays that
     hold it), so that a bucket of documents with an equal value holds every match."""
@@ -437,14 +437,12 @@ def _unique_by_buckets(collection: Any, new_data: Mapping[str, Any]) -> bool:
         if not index.get("unique"):
             continue
         fields = tuple(field for field, _ in index.get("key"))
-        if any("." in field or field.startswith("$") for field in fields):
-            return False
-        values = tuple(new_data.get(field) for field in fields)
-        if any(_bucket_value(value) is _ANY_VALUE for value in values):
-            return False
+        query: dict[str, Any] = {field: new_data.get(field) for field in fields}
+        if _equality_run(fields, query) != fields:
+            return False  # a dotted field, or a value that is not a plain scalar
+        values = tuple(query.values())
         if index.get("sparse") and all(value is None for value in values):
             continue
-        query: dict[str, Any] = dict(zip(fields, values, strict=True))
         partial = index.get("partialFilterExpression")
         if partial is not None:
             query = {"$and": [partial, query]}
