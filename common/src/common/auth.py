@@ -18,7 +18,7 @@ from common.types import utc_now
 SESSION_COOKIE = "session"
 ALGORITHMS = ["EdDSA"]
 SESSION_LIFETIME = timedelta(hours=1)
-# Sessions remembered as verified: a few thousand buyers' cookies, a few hundred bytes each.
+# Sessions remembered as verified: a few thousand buyers' cookies, about 1 KB each (~4 MB).
 VERIFIED_SESSIONS_CAPACITY = 4096
 
 
