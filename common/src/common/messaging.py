@@ -5,6 +5,7 @@ import json
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -286,6 +287,12 @@ class Consumer:
         self._ledger = ledger
         # Stream sequence → when this process last warned that the event waits too long.
         self._warned: dict[int, float] = {}
+        # The metric series this consumer writes, looked up once rather than per delivery.
+        self._duration = EVENT_HANDLING_DURATION.labels(self.durable)
+        self._handled = {
+            outcome: EVENTS_HANDLED.labels(self.durable, listener.event.type_name(), label)
+            for outcome, label in _OUTCOME_LABELS.items()
+        }
 
     def progressed(self) -> None:
         self.stats.last_progress = time.monotonic()
@@ -320,10 +327,8 @@ class Consumer:
             current.set_attribute("gittix.outcome", outcome)
             if outcome not in ("acked", "waiting"):
                 telemetry.mark_error(current, outcome)
-        EVENT_HANDLING_DURATION.labels(self.durable).observe(time.perf_counter() - started)
-        EVENTS_HANDLED.labels(
-            self.durable, self.listener.event.type_name(), _OUTCOME_LABELS[outcome]
-        ).inc()
+        self._duration.observe(time.perf_counter() - started)
+        self._handled[outcome].inc()
         return outcome
 
     async def _process(self, msg: Msg) -> str:
@@ -519,6 +524,7 @@ class ListenerRunner:
     batch: int = 10
     consumers: list[Consumer] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _inboxes: list["PullInbox"] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
@@ -529,6 +535,7 @@ class ListenerRunner:
             )
             for listener in self.listeners
         ]
+        self._inboxes.clear()
         for consumer in self.consumers:
             subscription = await self._subscribe(consumer)
             self._tasks.append(asyncio.create_task(self._supervise(consumer, subscription)))
@@ -553,6 +560,10 @@ class ListenerRunner:
         await self.js.add_consumer(STREAM_NAME, config=config)
         pulls = PullInbox(self.js, consumer.durable)
         await pulls.subscribe()
+        self._inboxes = [inbox for inbox in self._inboxes if inbox.durable != consumer.durable]
+        self._inboxes.append(pulls)
+        if self._stopping.is_set():
+            pulls.stop_waiting()
         return pulls
 
     async def _supervise(self, consumer: Consumer, subscription: Any) -> None:
@@ -659,19 +670,20 @@ class ListenerRunner:
             consumer.progressed()
             for index, message in enumerate(messages):
                 if self._stopping.is_set():
-                    await _give_back(messages[index:])
+                    subscription.hold(messages[index:])
                     break
                 try:
                     await consumer.process(message)
                 except asyncio.CancelledError:
                     # Stopped mid-handle: nothing was acknowledged, so the message (and those
                     # behind it) is redelivered; handlers are idempotent and version-checked.
-                    await _give_back(messages[index:])
+                    # stop() gives them back once the open request has ended.
+                    subscription.hold(messages[index:])
                     raise
                 except Exception:
                     # An ack, nak or term that failed: the loop dies and is restarted (see
-                    # _supervise); what it held goes back for redelivery now if it can.
-                    await _give_back(messages[index:])
+                    # _supervise), which gives back what it held if it can.
+                    subscription.hold(messages[index:])
                     raise
                 consumer.progressed()
         await subscription.give_back_late()
@@ -679,6 +691,8 @@ class ListenerRunner:
     def stop_fetching(self) -> None:
         """Fetch nothing more; the messages in hand are still handled (see stop)."""
         self._stopping.set()
+        for inbox in self._inboxes:
+            inbox.stop_waiting()
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop fetching and let each listener finish the message in hand for up to `grace` s.
@@ -686,12 +700,16 @@ class ListenerRunner:
         A listener still busy after that is cancelled and its messages are given back (nak), so
         another replica (or this one, restarted) handles them now rather than after ack_wait.
         """
-        self._stopping.set()
+        self.stop_fetching()
         if self._tasks:
             _, busy = await asyncio.wait(self._tasks, timeout=grace)
             for task in busy:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            # A loop cut short gave back what it held; its open request may still bring some.
+            await asyncio.gather(
+                *(inbox.give_back_late() for inbox in self._inboxes), return_exceptions=True
+            )
         self._tasks.clear()
 
 
@@ -706,15 +724,21 @@ _HEARTBEAT = "100"
 
 
 class PullInbox:
-    """A durable consumer's pull requests, one at a time, on an inbox of the listener's own.
+    """A durable consumer's pull requests, one open at a time, on an inbox of the listener's own.
 
-    Each request asks for up to `batch` messages with `no_wait` and an expiry: the server holds
-    it while nothing is pending, delivers what is pending as soon as there is any, and then ends
-    it with a status (404, or 408 at the expiry). Every request has a reply subject of its own
-    (`<inbox>.<n>`), so the status ending it cannot be confused with an older request's that
-    arrived late. nats-py's `fetch` could: it took a late 408 for the end of its no-wait probe,
-    then sent a plain lingering request, and a message that came on that one was held until
-    the request filled or expired (up to the whole fetch timeout: the event hop's tail of
+    A request asks for up to `batch` messages and expires at the fetch timeout: the server
+    delivers pending messages at once and later ones as they come, until the request has
+    brought `batch` (it then ends without a word) or expires (a 408 status). A fetch returns as
+    soon as at least one message is in hand, and the request stays open for the next fetch, so
+    a steady flow costs one request per `batch` messages (or per timeout), not one per message.
+    Messages arrive through a subscription callback into a queue of this inbox's own; a fetch
+    waits on it without a task per message.
+
+    Every request has a reply subject of its own (`<inbox>.<n>`), so a status about an older
+    request (one given up on at its timeout, whose status arrived late) is never taken for the
+    end of the open one. nats-py's `fetch` could: it took a late 408 for the end of its no-wait
+    probe, then sent a plain lingering request, and a message that came on that one was held
+    until the request filled or expired (up to the whole fetch timeout: the event hop's tail of
     hundreds of milliseconds, issue 12).
     """
 
@@ -722,76 +746,134 @@ class PullInbox:
         # The context's own connection and API prefix: nats-py has no public accessor for them.
         self._nc: NatsClient = js._nc
         self._next_subject = f"{js._prefix}.CONSUMER.MSG.NEXT.{STREAM_NAME}.{durable}"
+        self.durable = durable
         self.inbox = self._nc.new_inbox()
         self._subscription: Any = None
+        self._arrived: deque[Msg] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._requests = 0
-        # Loop time until which the last request may still bring messages (0: it has ended).
+        # The open request: its reply subject, how many messages it may still bring, and the
+        # loop time until which it may (0: no request is open).
+        self._reply = ""
+        self._left = 0
         self._open_until = 0.0
+        self._stopped = False
+        self._held: list[Msg] = []
 
     async def subscribe(self) -> None:
-        self._subscription = await self._nc.subscribe(f"{self.inbox}.*")
+        self._subscription = await self._nc.subscribe(f"{self.inbox}.*", cb=self._deliver)
 
     async def unsubscribe(self) -> None:
         await self._subscription.unsubscribe()
 
-    async def _queued(self) -> list[Msg]:
-        """Messages already delivered (to a request that was given up on); statuses dropped."""
-        messages = []
-        while self._subscription.pending_msgs:
-            msg = await self._subscription.next_msg(timeout=1)  # queued: returns at once
-            if not _status(msg):
+    async def _deliver(self, msg: Msg) -> None:
+        self._arrived.append(msg)
+        self._wake()
+
+    def _ended(self) -> None:
+        self._open_until = 0.0
+
+    def _take(self) -> list[Msg]:
+        """The messages arrived so far, in order. A status ending the open request closes it;
+        one ending it abnormally (409: consumer deleted, ...) fails a take that has no message."""
+        messages: list[Msg] = []
+        failure: Msg | None = None
+        while self._arrived:
+            msg = self._arrived.popleft()
+            status = _status(msg)
+            if not status:
                 messages.append(msg)
+                self._left -= 1
+                if self._left <= 0:
+                    self._ended()  # served in full: the server has dropped the request
+            elif msg.subject == self._reply and status != _HEARTBEAT:
+                self._ended()
+                if status not in _REQUEST_ENDED:
+                    failure = msg
+        if failure is not None and not messages:
+            raise APIError.from_msg(failure)
         return messages
+
+    async def _request(self, batch: int, timeout: float, now: float) -> None:
+        self._requests += 1
+        self._reply = f"{self.inbox}.{self._requests}"
+        self._left = batch
+        self._open_until = now + timeout
+        expires = max(timeout - _EXPIRY_MARGIN_SECONDS, timeout / 2)
+        request = {"batch": batch, "expires": int(expires * 1e9)}
+        await self._nc.publish(self._next_subject, json.dumps(request).encode(), reply=self._reply)
 
     async def fetch(self, batch: int, *, timeout: float) -> list[Msg]:
         """Up to `batch` messages, as soon as there is at least one; TimeoutError when none
         came within `timeout` seconds."""
-        messages = await self._queued()
+        messages = self._take()
         if messages:
             return messages
         loop = asyncio.get_running_loop()
-        self._requests += 1
-        reply = f"{self.inbox}.{self._requests}"
-        expires = max(timeout - _EXPIRY_MARGIN_SECONDS, timeout / 2)
-        request = {"batch": batch, "expires": int(expires * 1e9), "no_wait": True}
         deadline = loop.time() + timeout
-        self._open_until = deadline
-        await self._nc.publish(self._next_subject, json.dumps(request).encode(), reply=reply)
-        while len(messages) < batch:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
+        while True:
+            now = loop.time()
+            if now >= deadline or self._stopped:
+                raise TimeoutError
+            if self._open_until <= now:
+                await self._request(batch, timeout, now)
+            self._waiter = loop.create_future()
             try:
-                msg = await self._subscription.next_msg(timeout=remaining)
+                async with asyncio.timeout_at(min(deadline, self._open_until)):
+                    await self._waiter
             except TimeoutError:
-                break
-            status = _status(msg)
-            if not status:
-                messages.append(msg)
-            elif msg.subject == reply and status != _HEARTBEAT:
-                self._open_until = 0.0
-                if status in _REQUEST_ENDED or messages:
-                    break
-                raise APIError.from_msg(msg)
-        else:
-            self._open_until = 0.0  # served in full: the server has dropped the request
-        if not messages:
-            raise TimeoutError
-        return messages
+                pass
+            finally:
+                self._waiter = None
+            messages = self._take()
+            if messages:
+                return messages
+            if self._stopped:
+                raise TimeoutError
+
+    def stop_waiting(self) -> None:
+        """End a waiting fetch now (as if it timed out) and every later one at once: the
+        listener is stopping. The open request may still bring messages: give_back_late."""
+        self._stopped = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def hold(self, messages: list[Msg]) -> None:
+        """Messages fetched but not handled (the listener is stopping or died): give_back_late
+        gives them back."""
+        self._held.extend(messages)
 
     async def give_back_late(self) -> None:
-        """Give back what the last request still brings, until it ends or expires.
+        """Give back the messages held and what the open request still brings, once it has
+        ended or expired.
 
-        A request given up on (the fetch ran out of time before the server's status arrived)
-        may still bring messages; unhandled, they would wait for ack_wait before anyone else
-        got them.
+        Not before: a message given back (nak) while the request is open comes straight back
+        to it. Unhandled, they would wait for ack_wait before anyone else got them.
         """
-        wait = self._open_until - asyncio.get_running_loop().time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        late = await self._queued()
-        if late:
-            await _give_back(late)
+        loop = asyncio.get_running_loop()
+        late, self._held = self._held, []
+        late += self.take_queued()
+        while self._open_until > loop.time():
+            self._waiter = loop.create_future()
+            try:
+                async with asyncio.timeout_at(self._open_until):
+                    await self._waiter
+            except TimeoutError:
+                break
+            finally:
+                self._waiter = None
+            late += self.take_queued()
+        await _give_back(late + self.take_queued())
+
+    def take_queued(self) -> list[Msg]:
+        """The messages in hand that no fetch has returned yet (statuses dropped)."""
+        try:
+            return self._take()
+        except APIError:
+            return []
 
 
 def _status(msg: Msg) -> str | None:
@@ -803,9 +885,11 @@ def _status(msg: Msg) -> str | None:
 
 
 async def _unsubscribe(subscription: "PullInbox | None") -> None:
-    """Drop a dead loop's subscription (its durable consumer stays on the server)."""
+    """Drop a dead loop's subscription (its durable consumer stays on the server), once what
+    it held and its open request still brings are given back."""
     if subscription is None:
         return
+    await subscription.give_back_late()
     try:
         async with asyncio.timeout(1):
             await subscription.unsubscribe()
