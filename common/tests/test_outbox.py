@@ -1,8 +1,10 @@
 """The outbox relay: a pending event left by a crash still goes out, exactly once."""
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+import nats.errors
 import pytest
 from common.events import Envelope, OrderExpired, TicketCreated, TicketUpdated
 from common.messaging import STREAM_NAME, Publisher
@@ -153,3 +155,183 @@ async def test_the_relay_reads_only_the_documents_written_and_sweeps_the_rest_la
         await relay.stop()
     # The stop's last pass sweeps the pending index, and finds what the crash left.
     await bus.wait_for(TicketCreated, id="left", timeout=10)
+
+
+def ticket_updated(ticket_id: str, version: int) -> TicketUpdated:
+    return TicketUpdated(
+        id=ticket_id, version=version, title="Gig", price=Decimal("1"), user_id="u", order_id=None
+    )
+
+
+def stream_order(bus: TestBus) -> list[tuple[str, int]]:
+    """Each event the stream stored, as (type, version), in the stream's order."""
+    return [
+        (envelope.type, getattr(event, "version", -1)) for envelope, event in bus.recorder.received
+    ]
+
+
+class CountingReads:
+    """A collection as the relay is given it, counting the reads the relay makes through it."""
+
+    def __init__(self, collection: Any) -> None:
+        self._collection = collection
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._collection, name)
+
+    def find(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return self._collection.find(*args, **kwargs)
+
+    async def find_one(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return await self._collection.find_one(*args, **kwargs)
+
+
+class FailingFirstPublish(Publisher):
+    """A publisher whose first publish gets no ack (the stream did not answer in time)."""
+
+    def __init__(self, js: Any) -> None:
+        super().__init__(js)
+        self.failed = False
+
+    async def publish_envelope(
+        self, envelope: Envelope, *, trace_context: Mapping[str, str] | None = None
+    ) -> bool:
+        if not self.failed:
+            self.failed = True
+            raise nats.errors.TimeoutError
+        return await super().publish_envelope(envelope, trace_context=trace_context)
+
+
+async def attached_relay(database: Any, publisher: Publisher) -> tuple[OutboxRelay, Outbox]:
+    """A relay past its start's sweep, and an outbox handing it what it writes."""
+    relay = OutboxRelay([database.tickets], publisher)
+    outbox = Outbox((TicketCreated, TicketUpdated), service="tickets")
+    outbox.attach(relay)
+    await relay.relay_once()
+    return relay, outbox
+
+
+async def test_events_written_through_the_outbox_go_out_once_in_order_without_a_read_back(
+    bus: TestBus, database: Any
+) -> None:
+    tickets: Any = CountingReads(database.tickets)
+    relay = OutboxRelay([tickets], Publisher(bus.js))
+    outbox = Outbox((TicketCreated, TicketUpdated), service="tickets")
+    outbox.attach(relay)
+    await relay.relay_once()  # the start's sweep: nothing pending
+    tickets.reads = 0
+
+    await outbox.insert_one(database.tickets, {"_id": "t1", "version": 0}, ticket_created("t1"))
+    await outbox.find_one_and_update(
+        database.tickets,
+        {"_id": "t1", "version": 0},
+        {"$set": {"version": 1}},
+        ticket_updated("t1", 1),
+    )
+    await outbox.update_one(
+        database.tickets, {"_id": "t1"}, {"$set": {"version": 2}}, ticket_updated("t1", 2)
+    )
+    assert await relay.relay_written() == 3
+
+    await bus.wait_for(TicketUpdated, count=2)
+    assert stream_order(bus) == [("TicketCreated", 0), ("TicketUpdated", 1), ("TicketUpdated", 2)]
+    assert (await bus.js.stream_info(STREAM_NAME)).state.messages == 3
+    assert (await database.tickets.find_one({"_id": "t1"}))["outbox"] == []
+    assert tickets.reads == 0
+    assert await relay.relay_once() == 0  # nothing left for a sweep either
+
+
+async def test_a_newer_event_never_overtakes_an_older_one_whose_publish_failed(
+    bus: TestBus, database: Any
+) -> None:
+    relay, outbox = await attached_relay(database, FailingFirstPublish(bus.js))
+    await outbox.insert_one(database.tickets, {"_id": "t1", "version": 0}, ticket_created("t1"))
+    with pytest.raises(nats.errors.TimeoutError):
+        await relay.relay_written()
+
+    await outbox.find_one_and_update(
+        database.tickets,
+        {"_id": "t1", "version": 0},
+        {"$set": {"version": 1}},
+        ticket_updated("t1", 1),
+    )
+    await relay.relay_written()
+    await relay.relay_once()  # and whatever a sweep would still find
+
+    await bus.wait_for(TicketCreated)
+    await bus.wait_for(TicketUpdated)
+    assert stream_order(bus) == [("TicketCreated", 0), ("TicketUpdated", 1)]
+    assert (await database.tickets.find_one({"_id": "t1"}))["outbox"] == []
+
+
+async def test_a_newer_event_waits_for_an_older_one_a_failed_sweep_left_in_its_document(
+    bus: TestBus, database: Any
+) -> None:
+    # Left by a crash: the start's sweep finds it, and its publish fails.
+    await database.tickets.insert_one(
+        {"_id": "t1", "version": 0, "outbox": [outbox_entry(ticket_created("t1"))]}
+    )
+    relay = OutboxRelay([database.tickets], FailingFirstPublish(bus.js))
+    outbox = Outbox((TicketCreated, TicketUpdated), service="tickets")
+    outbox.attach(relay)
+    with pytest.raises(nats.errors.TimeoutError):
+        await relay.relay_once()
+
+    await outbox.find_one_and_update(
+        database.tickets,
+        {"_id": "t1", "version": 0},
+        {"$set": {"version": 1}},
+        ticket_updated("t1", 1),
+    )
+    await relay.relay_written()
+    await relay.relay_once()
+
+    await bus.wait_for(TicketCreated)
+    await bus.wait_for(TicketUpdated)
+    assert stream_order(bus) == [("TicketCreated", 0), ("TicketUpdated", 1)]
+
+
+async def test_an_event_written_before_the_first_sweep_waits_for_what_a_crash_left_in_its_document(
+    bus: TestBus, database: Any
+) -> None:
+    await database.tickets.insert_one(
+        {"_id": "t1", "version": 0, "outbox": [outbox_entry(ticket_created("t1"))]}
+    )
+    relay = OutboxRelay([database.tickets], Publisher(bus.js))
+    outbox = Outbox((TicketCreated, TicketUpdated), service="tickets")
+    outbox.attach(relay)
+    await outbox.find_one_and_update(
+        database.tickets,
+        {"_id": "t1", "version": 0},
+        {"$set": {"version": 1}},
+        ticket_updated("t1", 1),
+    )
+    await relay.relay_once()  # the start's pass
+
+    await bus.wait_for(TicketCreated)
+    await bus.wait_for(TicketUpdated)
+    assert stream_order(bus) == [("TicketCreated", 0), ("TicketUpdated", 1)]
+
+
+async def test_an_event_written_by_id_waits_for_one_written_without_naming_the_document(
+    bus: TestBus, database: Any
+) -> None:
+    relay, outbox = await attached_relay(database, Publisher(bus.js))
+    await database.tickets.insert_one({"_id": "t1", "version": 0, "outbox": []})
+    # `$in` does not name one document: the relay is told only to sweep.
+    await outbox.update_one(
+        database.tickets,
+        {"_id": {"$in": ["t1"]}},
+        {"$set": {"version": 1}},
+        ticket_updated("t1", 1),
+    )
+    await outbox.find_one_and_update(
+        database.tickets, {"_id": "t1"}, {"$set": {"version": 2}}, ticket_updated("t1", 2)
+    )
+    await relay.relay_once()  # asked for by the first write
+
+    await bus.wait_for(TicketUpdated, count=2)
+    assert stream_order(bus) == [("TicketUpdated", 1), ("TicketUpdated", 2)]

@@ -2,15 +2,16 @@
 
 A repository writes through an `Outbox`, which appends the events' entries in the same
 single-document write that changes the state and version (so a crash can never split the two)
-and then wakes the relay (so nobody has to remember to). The relay publishes each pending entry
-with Nats-Msg-Id = event id (so a second publish is dropped by the stream) and then pulls it.
+and then hands the relay the entries it wrote (so nobody has to remember to, and the relay need
+not read them back). The relay publishes each pending entry with Nats-Msg-Id = event id (so a
+second publish is dropped by the stream) and then pulls it.
 """
 
 import asyncio
 import itertools
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from pymongo.results import UpdateResult
 
@@ -29,23 +30,42 @@ PENDING_INDEX = "outbox_pending"
 IN_FLIGHT = 128
 
 
-def outbox_entry(event: Event) -> dict[str, Any]:
-    """The stored form of a pending event: its whole envelope, and the trace context it was
-    written in (when tracing is on), so whichever pass publishes it continues that trace."""
-    entry = Envelope.wrap(event).model_dump(mode="json")
+class WrittenEntry(NamedTuple):
+    """An entry as the `Outbox` wrote it, handed to the relay so it can publish it as is."""
+
+    envelope: Envelope
+    trace_context: dict[str, str] | None
+
+
+def _entry(event: Event) -> tuple[dict[str, Any], WrittenEntry]:
+    envelope = Envelope.wrap(event)
+    entry = envelope.model_dump(mode="json")
     carrier = current_carrier()
     if carrier:
         entry[TRACE_FIELD] = carrier
-    return entry
+    return entry, WrittenEntry(envelope, carrier or None)
+
+
+def outbox_entry(event: Event) -> dict[str, Any]:
+    """The stored form of a pending event: its whole envelope, and the trace context it was
+    written in (when tracing is on), so whichever pass publishes it continues that trace."""
+    return _entry(event)[0]
 
 
 class OutboxRelay:
     """Publishes pending outbox entries of the given collections, oldest first per document.
 
-    A write through the `Outbox` hands the relay the written document's id, so a pass reads
-    only those documents by `_id`. Anything else pending (left by a crash, or by a publish
-    that failed) is found by a sweep at start, every `sweep_seconds` and at stop, through the
-    partial index on pending entries (`create_pending_index`): never a collection scan.
+    A write through the `Outbox` hands the relay the written document's id and the entries it
+    wrote, so a pass publishes those without reading the document back. Anything else pending
+    (left by a crash, by a publish that failed, or by a write that could not name its document)
+    is found by a sweep at start, every `sweep_seconds` and at stop, through the partial index
+    on pending entries (`create_pending_index`): never a collection scan.
+
+    An entry must never overtake an older one of its document. Whenever the store may hold an
+    older entry the relay was not handed, the document is read back instead (the store is the
+    truth) and stays so until that read: a document whose publish failed, and every document
+    written while something pending is unknown to the relay (before its first sweep, after a
+    write without an id, after a sweep that failed), until a sweep has read the pending index.
     """
 
     def __init__(
@@ -63,23 +83,45 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        # Written documents not yet relayed, per collection name, in the order written.
-        self._written: dict[str, dict[Any, None]] = {}
+        # Written documents not yet relayed, per collection name, in the order written: the
+        # entries to publish, or None when the document is to be read back.
+        self._written: dict[str, dict[Any, list[WrittenEntry] | None]] = {}
         self._sweep_asked = True
+        # The store may hold pending entries the relay was not handed: until a sweep reads
+        # the pending index, written documents are read back.
+        self._unknown_pending = True
         self._last_sweep = 0.0
         self._indexed = False
 
-    def notify(self, collection: str | None = None, document_id: Any = None) -> None:
-        """Say a document just got a pending event, so it goes out now rather than at a sweep.
+    def notify(
+        self,
+        collection: str | None = None,
+        document_id: Any = None,
+        entries: Iterable[WrittenEntry] | None = None,
+    ) -> None:
+        """Say a document just got pending events, so they go out now rather than at a sweep.
 
-        Without an id (a write that cannot tell which document it changed) the next pass
-        sweeps the pending index instead.
+        With `entries` (what the write appended, in order) a pass publishes them without
+        reading the document, unless it must be read back anyway (see the class). Without an
+        id (a write that cannot tell which document it changed) the next pass sweeps the
+        pending index instead.
         """
         if collection in self._collections and document_id is not None:
-            self._written.setdefault(collection, {})[document_id] = None
+            written = self._written.setdefault(collection, {})
+            queued = written.get(document_id, [])
+            if entries is None or queued is None or self._unknown_pending:
+                written[document_id] = None
+            else:
+                written[document_id] = [*queued, *entries]
         else:
             self._sweep_asked = True
+            self._unknown_pending = True
         self._wake.set()
+
+    def _read_back_everything(self) -> None:
+        for written in self._written.values():
+            for document_id in written:
+                written[document_id] = None
 
     async def create_pending_index(self) -> None:
         """The partial index holding only documents with pending entries (what a sweep reads);
@@ -90,25 +132,36 @@ class OutboxRelay:
             )
         self._indexed = True
 
-    async def _relay_document(self, collection: Collection, document: Document) -> int:
+    async def _publish(
+        self, collection: Collection, document_id: Any, entries: Iterable[WrittenEntry]
+    ) -> int:
         published = 0
-        for entry in document.get(OUTBOX_FIELD) or []:
-            stored = dict(entry)
-            trace_context = stored.pop(TRACE_FIELD, None)
-            envelope = Envelope.model_validate(stored)
+        for envelope, trace_context in entries:
             await self._publisher.publish_envelope(envelope, trace_context=trace_context)
             await collection.update_one(
-                {"_id": document["_id"]}, {"$pull": {OUTBOX_FIELD: {"id": envelope.id}}}
+                {"_id": document_id}, {"$pull": {OUTBOX_FIELD: {"id": envelope.id}}}
             )
             published += 1
         return published
 
-    async def _relay_written_one(self, collection: Collection, document_id: Any) -> int:
+    async def _relay_document(self, collection: Collection, document: Document) -> int:
+        return await self._publish(
+            collection,
+            document["_id"],
+            (_stored(entry) for entry in document.get(OUTBOX_FIELD) or []),
+        )
+
+    async def _relay_written_one(
+        self, collection: Collection, document_id: Any, entries: list[WrittenEntry] | None
+    ) -> int:
+        if entries is not None:
+            return await self._publish(collection, document_id, entries)
         document = await collection.find_one({"_id": document_id}, {OUTBOX_FIELD: 1})
         return 0 if document is None else await self._relay_document(collection, document)
 
     async def relay_written(self) -> int:
-        """Publish the entries of the documents written since the last pass, read by `_id`.
+        """Publish the entries of the documents written since the last pass: those handed over,
+        or else the document's, read by `_id`.
 
         Up to IN_FLIGHT documents at a time, each publish waiting for its own ack (a burst of
         writes does not wait for one ack after another); a document's own entries still go
@@ -120,20 +173,22 @@ class OutboxRelay:
             collection = self._collections[name]
             while ids:
                 # Taken before the read: a write to the same document during this pass names
-                # it again, and the next round reads what that write added.
-                batch = list(itertools.islice(ids, IN_FLIGHT))
-                for document_id in batch:
+                # it again, and the next round publishes what that write added.
+                batch = list(itertools.islice(ids.items(), IN_FLIGHT))
+                for document_id, _ in batch:
                     del ids[document_id]
                 results = await asyncio.gather(
-                    *(self._relay_written_one(collection, document_id) for document_id in batch),
+                    *(self._relay_written_one(collection, *written) for written in batch),
                     return_exceptions=True,
                 )
                 failures = [result for result in results if isinstance(result, BaseException)]
                 published += sum(result for result in results if isinstance(result, int))
                 if failures:
-                    for document_id, result in zip(batch, results, strict=True):
+                    for (document_id, _), result in zip(batch, results, strict=True):
                         if isinstance(result, BaseException):
-                            ids[document_id] = None  # retried at the next pass
+                            # Retried at the next pass from the store, which still holds what
+                            # was not published: entries handed since then must wait for it.
+                            ids[document_id] = None
                     raise failures[0]
             del self._written[name]
         return published
@@ -142,12 +197,22 @@ class OutboxRelay:
         """Publish everything pending now (a sweep); returns how many entries were published."""
         self._sweep_asked = False
         self._last_sweep = asyncio.get_running_loop().time()
-        if not self._indexed:
-            await self.create_pending_index()
-        published = await self.relay_written()
-        for collection in self._collections.values():
-            async for document in collection.find(PENDING, {OUTBOX_FIELD: 1}):
-                published += await self._relay_document(collection, document)
+        try:
+            if not self._indexed:
+                await self.create_pending_index()
+            published = await self.relay_written()
+            # What was pending before this point, this sweep publishes before the next pass:
+            # entries handed from now on may be published as handed.
+            self._unknown_pending = False
+            for collection in self._collections.values():
+                async for document in collection.find(PENDING, {OUTBOX_FIELD: 1}):
+                    published += await self._relay_document(collection, document)
+        except Exception:
+            # Documents the sweep did not get to may still hold older entries.
+            self._sweep_asked = True
+            self._unknown_pending = True
+            self._read_back_everything()
+            raise
         return published
 
     async def _pass(self, *, sweep: bool) -> None:
@@ -206,8 +271,8 @@ class Outbox:
     """The only way a service writes a document together with the events it announces.
 
     Each write puts the events' entries into the document's outbox in the same single-document
-    write, then wakes the relay attached to it. `publishes` (the service contract's) refuses an
-    event the service does not declare; empty allows any event.
+    write, then hands them to the relay attached to it. `publishes` (the service contract's)
+    refuses an event the service does not declare; empty allows any event.
     """
 
     def __init__(self, publishes: Iterable[type[Event]] = (), *, service: str = "") -> None:
@@ -219,7 +284,8 @@ class Outbox:
         """Wake this relay after every write (writes before it is attached go at its first pass)."""
         self._relay = relay
 
-    def entries(self, events: Iterable[Event]) -> list[dict[str, Any]]:
+    def entries(self, events: Iterable[Event]) -> tuple[list[dict[str, Any]], list[WrittenEntry]]:
+        """The stored entries of `events`, and the same entries as the relay publishes them."""
         listed = list(events)
         if not listed:
             raise ValueError("an outbox write needs at least one event")
@@ -228,11 +294,18 @@ class Outbox:
                 raise TypeError(
                     f"{self._service} does not declare that it publishes {event.type_name()}"
                 )
-        return [outbox_entry(event) for event in listed]
+        stored, written = [], []
+        for event in listed:
+            entry, handed = _entry(event)
+            stored.append(entry)
+            written.append(handed)
+        return stored, written
 
-    def _written(self, collection: Collection, document_id: Any) -> None:
+    def _written(
+        self, collection: Collection, document_id: Any, entries: list[WrittenEntry]
+    ) -> None:
         if self._relay is not None:
-            self._relay.notify(collection.name, document_id)
+            self._relay.notify(collection.name, document_id, entries)
 
     async def insert_one(
         self, collection: Collection, document: Mapping[str, Any], *events: Event
@@ -240,17 +313,21 @@ class Outbox:
         """Insert `document` with `events` pending; returns the stored document."""
         if OUTBOX_FIELD in document:
             raise ValueError(f"the document already has an {OUTBOX_FIELD!r} field")
-        stored = {**document, OUTBOX_FIELD: self.entries(events)}
+        entries, written = self.entries(events)
+        stored = {**document, OUTBOX_FIELD: entries}
         await collection.insert_one(stored)
-        self._written(collection, stored.get("_id"))
+        self._written(collection, stored.get("_id"), written)
         return stored
 
-    def _with_entries(self, update: Mapping[str, Any], events: Iterable[Event]) -> dict[str, Any]:
+    def _with_entries(
+        self, update: Mapping[str, Any], events: Iterable[Event]
+    ) -> tuple[dict[str, Any], list[WrittenEntry]]:
         push = dict(update.get("$push", {}))
         if OUTBOX_FIELD in push or OUTBOX_FIELD in update.get("$set", {}):
             raise ValueError(f"the update already changes {OUTBOX_FIELD!r}")
-        push[OUTBOX_FIELD] = {"$each": self.entries(events)}
-        return {**update, "$push": push}
+        entries, written = self.entries(events)
+        push[OUTBOX_FIELD] = {"$each": entries}
+        return {**update, "$push": push}, written
 
     async def update_one(
         self,
@@ -261,10 +338,11 @@ class Outbox:
         **options: Any,
     ) -> UpdateResult:
         """update_one with `events` pending in the same write; returns pymongo's UpdateResult."""
-        result = await collection.update_one(filter, self._with_entries(update, events), **options)
+        with_entries, written = self._with_entries(update, events)
+        result = await collection.update_one(filter, with_entries, **options)
         if result.modified_count or result.upserted_id is not None:
             # The id is the filter's when it names one; otherwise the relay sweeps.
-            self._written(collection, result.upserted_id or _named_id(filter))
+            self._written(collection, result.upserted_id or _named_id(filter), written)
         return result
 
     async def find_one_and_update(
@@ -277,14 +355,20 @@ class Outbox:
     ) -> Document | None:
         """find_one_and_update with `events` pending in the same write; None when nothing matched
         (and nothing was upserted), as pymongo answers."""
-        found = await collection.find_one_and_update(
-            filter, self._with_entries(update, events), **options
-        )
+        with_entries, written = self._with_entries(update, events)
+        found = await collection.find_one_and_update(filter, with_entries, **options)
         if found is not None and "_id" in found:
-            self._written(collection, found["_id"])
+            self._written(collection, found["_id"], written)
         elif found is not None or options.get("upsert"):
-            self._written(collection, _named_id(filter))
+            self._written(collection, _named_id(filter), written)
         return found
+
+
+def _stored(entry: Mapping[str, Any]) -> WrittenEntry:
+    """A stored entry as the relay publishes it."""
+    stored = dict(entry)
+    trace_context = stored.pop(TRACE_FIELD, None)
+    return WrittenEntry(Envelope.model_validate(stored), trace_context)
 
 
 def _named_id(filter: Mapping[str, Any]) -> Any:
