@@ -2,11 +2,13 @@
 
 `--documents` tickets are inserted through `common.outbox.Outbox` (one TicketCreated each) into
 a collection of the embedded store, then one relay pass (`OutboxRelay.relay_written`) publishes
-every entry to JetStream, waiting for each ack (up to IN_FLIGHT in flight), and pulls it. The
-figures: CPU (time.process_time of this process, so the NATS client's own work is in it, the
-server's is not) per event of the writes and of the relay pass, and how many reads the relay
-made of the collection. Median of `--rounds` rounds, each on fresh documents after one untimed
-round. Figures, not pass/fail.
+every entry to JetStream, waiting for each ack (up to IN_FLIGHT in flight), and pulls it; then
+each ticket is updated as tickets reserves one (`find_one_and_update` by `_id` and version, the
+outbox left out of the answer, one TicketUpdated) and a second pass relays those. The figures:
+CPU (time.process_time of this process, so the NATS client's own work is in it, the server's
+is not) per event of the writes and of the relay passes, and how many reads the relay made of
+the collection. Median of `--rounds` rounds, each on fresh documents after one untimed round.
+Figures, not pass/fail.
 """
 
 import argparse
@@ -21,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from common.events import TicketCreated
+from common.events import TicketCreated, TicketUpdated
 from common.messaging import Publisher, ensure_stream
 from common.outbox import Outbox, OutboxRelay
 from gittix_testing.processes import start_nats_server
+from pymongo import ReturnDocument
 
 from common import embedded_store
 
@@ -56,7 +59,7 @@ async def rounds(url: str, documents: int, count: int) -> list[tuple[float, floa
     tickets = db["tickets"]
     counted = CountingReads(tickets)
     relay = OutboxRelay([counted], Publisher(js), poll_seconds=3600, sweep_seconds=3600)  # type: ignore[list-item]
-    outbox = Outbox((TicketCreated,), service="tickets")
+    outbox = Outbox((TicketCreated, TicketUpdated), service="tickets")
     outbox.attach(relay)
     await relay.relay_once()  # the start's sweep (and the pending index), as a service's first pass
     figures = []
@@ -67,18 +70,42 @@ async def rounds(url: str, documents: int, count: int) -> list[tuple[float, floa
             )
             for n in range(documents)
         ]
+        updates = [
+            TicketUpdated(
+                id=event.id,
+                version=1,
+                title="Gig",
+                price=Decimal("9.99"),
+                user_id="u",
+                order_id=f"o{event.id}",
+            )
+            for event in events
+        ]
+        counted.reads = 0
         started = time.process_time()
         for event in events:
             await outbox.insert_one(tickets, {"_id": event.id, "version": 0}, event)
         written = time.process_time()
-        counted.reads = 0
         published = await relay.relay_written()
         relayed = time.process_time()
-        assert published == documents, published
-        if number:  # the first round is not timed
-            figures.append(
-                ((written - started) / documents, (relayed - written) / documents, counted.reads)
+        for update in updates:
+            await outbox.find_one_and_update(
+                tickets,
+                {"_id": update.id, "version": 0},
+                {"$set": {"version": 1, "order_id": update.order_id}},
+                update,
+                projection={"outbox": 0},
+                return_document=ReturnDocument.AFTER,
             )
+        updated = time.process_time()
+        published += await relay.relay_written()
+        relayed_again = time.process_time()
+        assert published == 2 * documents, published
+        if number:  # the first round is not timed
+            events_relayed = 2 * documents
+            write_cpu = (written - started) + (updated - relayed)
+            relay_cpu = (relayed - written) + (relayed_again - updated)
+            figures.append((write_cpu / events_relayed, relay_cpu / events_relayed, counted.reads))
     await nc.close()
     return figures
 
@@ -98,7 +125,8 @@ def main() -> int:
         finally:
             server.stop()
     print(
-        f"{platform.machine()}, Python {platform.python_version()}, {args.documents} events/round"
+        f"{platform.machine()}, Python {platform.python_version()}, "
+        f"{2 * args.documents} events/round (half inserts, half updates)"
     )
     for write, relay, reads in figures:
         print(

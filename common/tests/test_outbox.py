@@ -224,17 +224,20 @@ async def test_events_written_through_the_outbox_go_out_once_in_order_without_a_
     await relay.relay_once()  # the start's sweep: nothing pending
     tickets.reads = 0
 
+    # Each write's event goes out before the next write, as the running relay does it.
     await outbox.insert_one(database.tickets, {"_id": "t1", "version": 0}, ticket_created("t1"))
+    assert await relay.relay_written() == 1
     await outbox.find_one_and_update(
         database.tickets,
         {"_id": "t1", "version": 0},
         {"$set": {"version": 1}},
         ticket_updated("t1", 1),
     )
+    assert await relay.relay_written() == 1
     await outbox.update_one(
         database.tickets, {"_id": "t1"}, {"$set": {"version": 2}}, ticket_updated("t1", 2)
     )
-    assert await relay.relay_written() == 3
+    assert await relay.relay_written() == 1
 
     await bus.wait_for(TicketUpdated, count=2)
     assert stream_order(bus) == [("TicketCreated", 0), ("TicketUpdated", 1), ("TicketUpdated", 2)]
@@ -335,3 +338,28 @@ async def test_an_event_written_by_id_waits_for_one_written_without_naming_the_d
 
     await bus.wait_for(TicketUpdated, count=2)
     assert stream_order(bus) == [("TicketUpdated", 1), ("TicketUpdated", 2)]
+
+
+async def test_a_newer_event_written_by_another_replica_never_overtakes_an_older_one(
+    bus: TestBus, database: Any
+) -> None:
+    # Two replicas of one service, each with its own relay, write the same document.
+    relay_a, outbox_a = await attached_relay(database, FailingFirstPublish(bus.js))
+    relay_b, outbox_b = await attached_relay(database, Publisher(bus.js))
+    await outbox_a.insert_one(database.tickets, {"_id": "t1", "version": 0}, ticket_created("t1"))
+    with pytest.raises(nats.errors.TimeoutError):
+        await relay_a.relay_written()  # no ack: A's event is still pending in the document
+
+    await outbox_b.find_one_and_update(
+        database.tickets,
+        {"_id": "t1", "version": 0},
+        {"$set": {"version": 1}},
+        ticket_updated("t1", 1),
+    )
+    await relay_b.relay_written()
+    await relay_a.relay_written()  # A's retry
+
+    await bus.wait_for(TicketCreated)
+    await bus.wait_for(TicketUpdated)
+    assert stream_order(bus) == [("TicketCreated", 0), ("TicketUpdated", 1)]
+    assert (await database.tickets.find_one({"_id": "t1"}))["outbox"] == []

@@ -26,6 +26,8 @@ OUTBOX_FIELD = "outbox"
 # Documents with at least one pending entry, and the partial index holding only those.
 PENDING: dict[str, Any] = {f"{OUTBOX_FIELD}.id": {"$exists": True}}
 PENDING_INDEX = "outbox_pending"
+# A document with no pending entry (an empty outbox, or none at all).
+NOTHING_PENDING: dict[str, Any] = {f"{OUTBOX_FIELD}.id": {"$exists": False}}
 # Documents a pass publishes at once, each publish with its ack in flight.
 IN_FLIGHT = 128
 
@@ -61,11 +63,10 @@ class OutboxRelay:
     is found by a sweep at start, every `sweep_seconds` and at stop, through the partial index
     on pending entries (`create_pending_index`): never a collection scan.
 
-    An entry must never overtake an older one of its document. Whenever the store may hold an
-    older entry the relay was not handed, the document is read back instead (the store is the
-    truth) and stays so until that read: a document whose publish failed, and every document
-    written while something pending is unknown to the relay (before its first sweep, after a
-    write without an id, after a sweep that failed), until a sweep has read the pending index.
+    An entry must never overtake an older one of its document, whichever process wrote it: the
+    `Outbox` hands entries over only when its write found no older entry pending in the
+    document, and otherwise the relay reads the document back (the store is the truth). A
+    document whose publish failed is read back too, and stays so until that read.
     """
 
     def __init__(
@@ -87,9 +88,6 @@ class OutboxRelay:
         # entries to publish, or None when the document is to be read back.
         self._written: dict[str, dict[Any, list[WrittenEntry] | None]] = {}
         self._sweep_asked = True
-        # The store may hold pending entries the relay was not handed: until a sweep reads
-        # the pending index, written documents are read back.
-        self._unknown_pending = True
         self._last_sweep = 0.0
         self._indexed = False
 
@@ -101,27 +99,22 @@ class OutboxRelay:
     ) -> None:
         """Say a document just got pending events, so they go out now rather than at a sweep.
 
-        With `entries` (what the write appended, in order) a pass publishes them without
-        reading the document, unless it must be read back anyway (see the class). Without an
-        id (a write that cannot tell which document it changed) the next pass sweeps the
-        pending index instead.
+        With `entries` (what the write appended, in order, to a document that held no other
+        pending entry) a pass publishes them without reading the document, unless it is to be
+        read back anyway. Without them the pass reads the document back. Without an id (a
+        write that cannot tell which document it changed) the next pass sweeps the pending
+        index instead.
         """
         if collection in self._collections and document_id is not None:
             written = self._written.setdefault(collection, {})
             queued = written.get(document_id, [])
-            if entries is None or queued is None or self._unknown_pending:
+            if entries is None or queued is None:
                 written[document_id] = None
             else:
                 written[document_id] = [*queued, *entries]
         else:
             self._sweep_asked = True
-            self._unknown_pending = True
         self._wake.set()
-
-    def _read_back_everything(self) -> None:
-        for written in self._written.values():
-            for document_id in written:
-                written[document_id] = None
 
     async def create_pending_index(self) -> None:
         """The partial index holding only documents with pending entries (what a sweep reads);
@@ -197,22 +190,12 @@ class OutboxRelay:
         """Publish everything pending now (a sweep); returns how many entries were published."""
         self._sweep_asked = False
         self._last_sweep = asyncio.get_running_loop().time()
-        try:
-            if not self._indexed:
-                await self.create_pending_index()
-            published = await self.relay_written()
-            # What was pending before this point, this sweep publishes before the next pass:
-            # entries handed from now on may be published as handed.
-            self._unknown_pending = False
-            for collection in self._collections.values():
-                async for document in collection.find(PENDING, {OUTBOX_FIELD: 1}):
-                    published += await self._relay_document(collection, document)
-        except Exception:
-            # Documents the sweep did not get to may still hold older entries.
-            self._sweep_asked = True
-            self._unknown_pending = True
-            self._read_back_everything()
-            raise
+        if not self._indexed:
+            await self.create_pending_index()
+        published = await self.relay_written()
+        for collection in self._collections.values():
+            async for document in collection.find(PENDING, {OUTBOX_FIELD: 1}):
+                published += await self._relay_document(collection, document)
         return published
 
     async def _pass(self, *, sweep: bool) -> None:
@@ -271,7 +254,10 @@ class Outbox:
     """The only way a service writes a document together with the events it announces.
 
     Each write puts the events' entries into the document's outbox in the same single-document
-    write, then hands them to the relay attached to it. `publishes` (the service contract's)
+    write, then hands them to the relay attached to it. A write naming its document by `_id`
+    first tries that document only if it holds no pending entry: a match means nothing older
+    is pending, so the relay may publish the entries as handed; else it writes as asked and
+    the relay reads the document back. `publishes` (the service contract's)
     refuses an event the service does not declare; empty allows any event.
     """
 
@@ -302,7 +288,7 @@ class Outbox:
         return stored, written
 
     def _written(
-        self, collection: Collection, document_id: Any, entries: list[WrittenEntry]
+        self, collection: Collection, document_id: Any, entries: list[WrittenEntry] | None
     ) -> None:
         if self._relay is not None:
             self._relay.notify(collection.name, document_id, entries)
@@ -339,10 +325,19 @@ class Outbox:
     ) -> UpdateResult:
         """update_one with `events` pending in the same write; returns pymongo's UpdateResult."""
         with_entries, written = self._with_entries(update, events)
+        alone = _with_nothing_pending(filter, options)
+        if alone is not None:
+            result = await collection.update_one(alone, with_entries, **options)
+            if result.modified_count:
+                self._written(collection, _named_id(filter), written)
+                return result
         result = await collection.update_one(filter, with_entries, **options)
-        if result.modified_count or result.upserted_id is not None:
-            # The id is the filter's when it names one; otherwise the relay sweeps.
-            self._written(collection, result.upserted_id or _named_id(filter), written)
+        if result.upserted_id is not None:
+            self._written(collection, result.upserted_id, written)  # a new document: these alone
+        elif result.modified_count:
+            # The id is the filter's when it names one (read back: older entries may be
+            # pending); otherwise the relay sweeps.
+            self._written(collection, _named_id(filter), None)
         return result
 
     async def find_one_and_update(
@@ -356,11 +351,17 @@ class Outbox:
         """find_one_and_update with `events` pending in the same write; None when nothing matched
         (and nothing was upserted), as pymongo answers."""
         with_entries, written = self._with_entries(update, events)
+        alone = _with_nothing_pending(filter, options)
+        if alone is not None:
+            found = await collection.find_one_and_update(alone, with_entries, **options)
+            if found is not None:
+                self._written(collection, _named_id(filter), written)
+                return found
         found = await collection.find_one_and_update(filter, with_entries, **options)
         if found is not None and "_id" in found:
-            self._written(collection, found["_id"], written)
+            self._written(collection, found["_id"], None)
         elif found is not None or options.get("upsert"):
-            self._written(collection, _named_id(filter), written)
+            self._written(collection, _named_id(filter), None)
         return found
 
 
@@ -369,6 +370,16 @@ def _stored(entry: Mapping[str, Any]) -> WrittenEntry:
     stored = dict(entry)
     trace_context = stored.pop(TRACE_FIELD, None)
     return WrittenEntry(Envelope.model_validate(stored), trace_context)
+
+
+def _with_nothing_pending(
+    filter: Mapping[str, Any], options: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """`filter` narrowed to its document when it holds no pending entry; None for a filter
+    naming no single document by `_id`, or an upsert (a miss would insert a document)."""
+    if _named_id(filter) is None or options.get("upsert") or NOTHING_PENDING.keys() & filter:
+        return None
+    return {**filter, **NOTHING_PENDING}
 
 
 def _named_id(filter: Mapping[str, Any]) -> Any:
