@@ -15,8 +15,8 @@ stored result, the matched/modified counts and the errors are mongomock's. Anyth
 mongomock's own `_update`.
 
 `find_one_and_update` (mongomock: a copy of the document found, the update, then a copy read
-back by `_id`) updates the stored document it finds and copies it once, unless it is given a
-projection, a sort or an upsert.
+back by `_id`) updates the stored document it finds and copies it once (through mongomock's
+own projection), unless it is given a sort, an upsert or a projection leaving out `_id`.
 """
 
 import functools
@@ -78,6 +78,19 @@ def _narrow(document: Any) -> bool:
             if operator == "$pull" and not isinstance(value, dict):
                 return False
     return True
+
+
+def _keeps_id(projection: Any) -> bool:
+    """No projection, or one that keeps `_id` (mongomock reads the answer back by the `_id` it
+    found; without it, by the filter again, which the update may no longer match)."""
+    if projection is None or isinstance(projection, list | tuple):
+        return True
+    return isinstance(projection, Mapping) and bool(projection.get("_id", 1))
+
+
+def _fields(projection: Any) -> Any:
+    # mongomock's _copy_only_fields takes the projection apart and puts it back: a copy.
+    return dict(projection) if isinstance(projection, Mapping) else projection
 
 
 def install() -> None:
@@ -196,11 +209,12 @@ def install() -> None:
         **kwargs: Any,
     ) -> Any:
         """mongomock's find_one_and_update reads the document twice more than it needs (a copy
-        found, then a copy read back by `_id`); with no projection, sort, upsert or removal,
-        the stored document found is updated by `_id` and copied once."""
+        found, then a copy read back by `_id`); with no sort, upsert or removal, and a
+        projection (if any) that keeps `_id`, the stored document found is updated by `_id`
+        and copied once, through mongomock's own projection."""
         if (
             not isinstance(query, Mapping)
-            or projection is not None
+            or not _keeps_id(projection)
             or sort
             or upsert
             or session
@@ -218,9 +232,10 @@ def install() -> None:
         if return_document is ReturnDocument.AFTER:
             self._update({"_id": key}, update)
             found = self._store[helpers.hashdict(key) if isinstance(key, dict) else key]
-            answer = self._copy_only_fields(found, None, dict)
+            answer = self._copy_only_fields(found, _fields(projection), dict)
         else:
-            answer = self._copy_only_fields(found, None, dict)  # before the update changes it
+            # Before the update changes it.
+            answer = self._copy_only_fields(found, _fields(projection), dict)
             self._update({"_id": key}, update)
         if self.codec_options.tz_aware:
             return helpers.make_datetime_timezone_aware_in_document(answer)
