@@ -363,3 +363,26 @@ async def test_a_newer_event_written_by_another_replica_never_overtakes_an_older
     await bus.wait_for(TicketUpdated)
     assert stream_order(bus) == [("TicketCreated", 0), ("TicketUpdated", 1)]
     assert (await database.tickets.find_one({"_id": "t1"}))["outbox"] == []
+
+
+async def test_after_a_failed_pass_events_waiting_for_the_bus_are_read_from_the_store(
+    bus: TestBus, database: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two documents in flight at a time, so the third waits while the first pass fails.
+    monkeypatch.setattr("common.outbox.IN_FLIGHT", 2)
+    tickets: Any = CountingReads(database.tickets)
+    relay = OutboxRelay([tickets], FailingFirstPublish(bus.js))
+    outbox = Outbox((TicketCreated,), service="tickets")
+    outbox.attach(relay)
+    await relay.relay_once()
+    for ticket_id in ("t1", "t2", "t3"):
+        await outbox.insert_one(database.tickets, {"_id": ticket_id}, ticket_created(ticket_id))
+    with pytest.raises(nats.errors.TimeoutError):
+        await relay.relay_written()
+    tickets.reads = 0
+
+    # What a failed pass did not publish is no longer held in memory: the store has it.
+    assert await relay.relay_written() == 2
+    assert tickets.reads == 2
+    await bus.wait_for(TicketCreated, count=3)
+    assert sorted(event.id for event in bus.published(TicketCreated)) == ["t1", "t2", "t3"]

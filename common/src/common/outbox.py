@@ -116,6 +116,13 @@ class OutboxRelay:
             self._sweep_asked = True
         self._wake.set()
 
+    def _read_back_all(self) -> None:
+        """Drop every entry handed over: the documents are read back at the next pass, so a
+        bus outage does not keep every event written meanwhile in memory too."""
+        for queued in self._written.values():
+            for document_id in queued:
+                queued[document_id] = None
+
     async def create_pending_index(self) -> None:
         """The partial index holding only documents with pending entries (what a sweep reads);
         the first sweep creates it if nobody did."""
@@ -182,6 +189,7 @@ class OutboxRelay:
                             # Retried at the next pass from the store, which still holds what
                             # was not published: entries handed since then must wait for it.
                             ids[document_id] = None
+                    self._read_back_all()
                     raise failures[0]
             del self._written[name]
         return published
