@@ -189,6 +189,7 @@ class System:
             entry_point.caddy_args(config_path),
             {
                 **entry_point.caddy_env(caddy_dir, otlp_endpoint),
+                **infrastructure.go_runtime_env(),
                 # The OpenTelemetry SDK settings given to the services apply to Caddy's too.
                 **{k: v for k, v in self.config.env.items() if k.startswith("OTEL_BSP_")},
             },
