@@ -28,6 +28,11 @@ make the queries the services make cost what they cost on MongoDB with its index
 - an update of one document named by `_id` that sets, pushes to or pulls from top-level fields
   (the outbox's writes) builds the changed document without mongomock's deep copies
   (`common.embedded_updates`).
+- per call, a lookup by `_id` takes the store's expiry check and read lock once for all its
+  candidates (mongomock: for each `in` and each read), and mongomock's walk of every filter,
+  update and document (datetimes to naive milliseconds) and mongomock-motor's (string-like
+  fields to `str`) pass plain dicts, lists and scalars by type, leaving every other type to
+  their own code (`_plain_patch`, `_plain_normalize`).
 
 Answers are mongomock's own, in its order (ties in a sort keep the store's order), for every
 valid query; anything these paths do not handle goes to mongomock's code. An invalid filter
@@ -494,6 +499,61 @@ def _store_key(document: Mapping[str, Any]) -> Any:
     return helpers.hashdict(value) if isinstance(value, dict) else value
 
 
+_MISSING = object()
+# mongomock's and mongomock-motor's own walks, replaced by install() (a test compares them).
+ORIGINAL_WALKS: dict[str, Any] = {}
+# _id types whose dict lookup is exactly MongoDB's equality when both sides have the type (not
+# numbers: 1, 1.0 and True are one dict key but not one BSON value).
+_EXACT_ID_TYPES = (str, ObjectId)
+
+
+def _only_this_id(filter: Any, document: Any) -> bool:
+    """Whether `filter` is just `{"_id": value}` and the document found under that key has an
+    `_id` of the same exact type, so the lookup alone proves the match."""
+    if len(filter) != 1:
+        return False
+    value = filter.get("_id", _MISSING)
+    kind = type(value)
+    return kind in _EXACT_ID_TYPES and type(document.get("_id")) is kind
+
+
+def _plain_patch(original: Any) -> Any:
+    """mongomock's patch_datetime_awareness_in_document (run on every filter, update and
+    document it is given), with plain dicts, lists and the common scalars walked or passed by
+    type; anything else (datetimes, OrderedDicts, Timestamps, subclasses) goes to the original."""
+
+    def patch(value: Any) -> Any:
+        kind = type(value)
+        if kind in _SHARED:
+            return value
+        if kind is dict:
+            return {key: patch(item) for key, item in value.items()}
+        if kind is list or kind is tuple:
+            return [patch(item) for item in value]
+        return original(value)
+
+    return patch
+
+
+def _plain_normalize(original: Any) -> Any:
+    """mongomock-motor's _normalize_strings (run on every filter): plain containers and scalars
+    by type; anything else to the original, which knows beanie's string-like fields."""
+
+    def normalize(value: Any) -> Any:
+        kind = type(value)
+        if kind in _SHARED:
+            return value
+        if kind is dict:
+            return {normalize(key): normalize(item) for key, item in value.items()}
+        if kind is list:
+            return [normalize(item) for item in value]
+        if kind is tuple:
+            return tuple(normalize(item) for item in value)
+        return original(value)
+
+    return normalize
+
+
 def install() -> None:
     """Patch mongomock's collection and store (once)."""
     global _installed
@@ -516,17 +576,24 @@ def install() -> None:
             return iter([doc for doc in bucket if filtering.filter_applies(filter, doc)])
         found = []
         seen = set()
-        for value in candidates:
-            key = helpers.hashdict(value) if isinstance(value, dict) else value
-            try:
-                if key in seen or key not in store:
+        # One expiry check and one read lock for every candidate (mongomock's store takes both
+        # for each `in` and each item read).
+        store._remove_expired_documents()
+        documents = store._documents
+        with store._rwlock.reader():
+            for value in candidates:
+                key = helpers.hashdict(value) if isinstance(value, dict) else value
+                try:
+                    if key in seen:
+                        continue
+                    document = documents.get(key, _MISSING)
+                except TypeError:  # unhashable: let mongomock decide
+                    return scan_documents(self, filter)  # type: ignore[no-any-return]
+                if document is _MISSING:
                     continue
-            except TypeError:  # unhashable: let mongomock decide
-                return scan_documents(self, filter)  # type: ignore[no-any-return]
-            seen.add(key)
-            document = store[key]
-            if filtering.filter_applies(filter, document):
-                found.append((key, document))
+                seen.add(key)
+                if _only_this_id(filter, document) or filtering.filter_applies(filter, document):
+                    found.append((key, document))
         if len(found) > 1:  # in the store's order, as mongomock's scan yields them
             positions = _orderings(store).positions
             found.sort(key=lambda pair: positions[pair[0]])
@@ -645,6 +712,14 @@ def install() -> None:
     CollectionStore.__delitem__ = delete_document  # type: ignore[method-assign]
     CollectionStore.drop = drop  # type: ignore[method-assign]
     CollectionStore._remove_expired_documents = remove_expired_now_and_then  # type: ignore[method-assign]
+    from mongomock_motor import patches as motor_patches
+
+    ORIGINAL_WALKS.update(
+        patch=helpers.patch_datetime_awareness_in_document,
+        normalize=motor_patches._normalize_strings,
+    )
+    helpers.patch_datetime_awareness_in_document = _plain_patch(ORIGINAL_WALKS["patch"])
+    motor_patches._normalize_strings = _plain_normalize(ORIGINAL_WALKS["normalize"])
     from common import embedded_updates
 
     embedded_updates.install()
