@@ -273,11 +273,11 @@ class System:
         return env
 
     def _uvicorn_args(self, service: ServiceProcess) -> list[str]:
+        # uvicorn, through devserver.serve: its server woken once a second rather than ten times.
         return [
             sys.executable,
             "-m",
-            "uvicorn",
-            "--factory",
+            "devserver.serve",
             service.factory,
             "--host",
             "127.0.0.1",
@@ -287,7 +287,6 @@ class System:
             # connection the proxy is about to reuse.
             "--timeout-keep-alive",
             "30",
-            "--no-access-log",
         ]
 
     def _add_child(self, command: Command) -> Child:
