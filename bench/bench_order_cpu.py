@@ -57,6 +57,27 @@ def per_process_cpu(system: RunningSystem) -> dict[str, float]:
     return {name: cpu_seconds(tree(pid)) for name, pid in system.system.pids().items()}
 
 
+def switches(pids: list[int]) -> int:
+    """How many times the processes' threads were switched in (/proc/<pid>/task/*/schedstat):
+    on a small VM each costs CPU of its own, so it explains much of a figure."""
+    total = 0
+    for pid in pids:
+        try:
+            threads = os.listdir(f"/proc/{pid}/task")
+        except FileNotFoundError:
+            continue
+        for thread in threads:
+            try:
+                total += int(Path(f"/proc/{pid}/task/{thread}/schedstat").read_text().split()[2])
+            except (FileNotFoundError, IndexError):
+                continue
+    return total
+
+
+def per_process_switches(system: RunningSystem) -> dict[str, int]:
+    return {name: switches(tree(pid)) for name, pid in system.system.pids().items()}
+
+
 async def settled(nats_url: str, timeout: float = 300.0) -> None:
     """Until every consumer has nothing pending or unacknowledged and the stream has taken no
     new event for a moment (a relay may still be about to publish the next hop's event)."""
@@ -190,7 +211,7 @@ async def measure(
         idle = await idle_rate(system, idle_seconds)
         probe = speed_probe()
         pids = system_pids(system)
-        processes = per_process_cpu(system)
+        processes, switched = per_process_cpu(system), per_process_switches(system)
         before, started = cpu_seconds(pids), time.monotonic()
         placed = run_load(
             system,
@@ -203,7 +224,7 @@ async def measure(
         )
         await settled(system.nats_url)
         spent, elapsed = cpu_seconds(pids) - before, time.monotonic() - started
-        after = per_process_cpu(system)
+        after, switched_after = per_process_cpu(system), per_process_switches(system)
         assert placed["failures"] == 0, f"{placed['failures']} orders not placed"
         # The reference request, on the same system right after.
         before_get = cpu_seconds(pids)
@@ -231,6 +252,10 @@ async def measure(
                 "probe_ms": (probe + speed_probe()) / 2 * 1000,
                 **{
                     f"cpu {name}": (after[name] - processes[name]) / orders * 1000 for name in after
+                },
+                **{
+                    f"switches {name}": (switched_after[name] - switched[name]) / orders
+                    for name in switched_after
                 },
             }
         )
@@ -319,6 +344,14 @@ def main() -> int:
                 f"{key.removeprefix('cpu ')} {value:.2f}"
                 for key, value in result.items()
                 if key.startswith("cpu ")
+            )
+        )
+        print(
+            "           context switches per order: "
+            + ", ".join(
+                f"{key.removeprefix('switches ')} {value:.1f}"
+                for key, value in result.items()
+                if key.startswith("switches ") and value >= 0.05
             )
         )
     large = results[-1]["ms"]
