@@ -32,7 +32,10 @@ make the queries the services make cost what they cost on MongoDB with its index
   candidates (mongomock: for each `in` and each read), and mongomock's walk of every filter,
   update and document (datetimes to naive milliseconds) and mongomock-motor's (string-like
   fields to `str`) pass plain dicts, lists and scalars by type, leaving every other type to
-  their own code (`_plain_patch`, `_plain_normalize`).
+  their own code (`_plain_patch`, `_plain_normalize`); the simple filters of the services'
+  writes and partial indexes (equality on strings, ObjectIds and booleans, `$eq`, `$ne`,
+  `$exists`) are tested without mongomock's general filter machinery, with its answers
+  (`_quick_match`; anything else goes to `filter_applies`).
 
 Answers are mongomock's own, in its order (ties in a sort keep the store's order), for every
 valid query; anything these paths do not handle goes to mongomock's code. An invalid filter
@@ -179,9 +182,7 @@ class _Ordering:
             elements.sort()
 
     def _holds(self, document: Mapping[str, Any]) -> bool:
-        from mongomock import filtering
-
-        return self.partial is None or bool(filtering.filter_applies(self.partial, document))
+        return self.partial is None or _applies(self.partial, document)
 
     def put(self, key: Any, document: Mapping[str, Any], position: int) -> None:
         if not self._holds(document):
@@ -356,7 +357,7 @@ def _walk_page(cursor: Any, count: int) -> list[Any] | None:
         found: list[Any] = []
         for key in ordering.walk(values):
             document = documents[key]
-            if filtering.filter_applies(cursor._spec, document):
+            if _applies(cursor._spec, document):
                 found.append(document)
                 if len(found) >= count:
                     break
@@ -434,7 +435,7 @@ def _unique_by_buckets(collection: Any, new_data: Mapping[str, Any]) -> bool:
     of every document. Raises DuplicateKeyError as mongomock does; False (nothing checked) when
     an index or a value is one only mongomock's scan handles (a dotted field, or a value that is
     not a plain scalar)."""
-    from mongomock import DuplicateKeyError, filtering
+    from mongomock import DuplicateKeyError
 
     store = collection._store
     checks = []
@@ -462,7 +463,7 @@ def _unique_by_buckets(collection: Any, new_data: Mapping[str, Any]) -> bool:
             ordering = orderings.ordering(documents, fields, (), partial)
             matching = 0
             for candidate in ordering.walk(values):
-                if filtering.filter_applies(query, documents[candidate]):
+                if _applies(query, documents[candidate]):
                     matching += 1
                     if matching > 1:
                         raise DuplicateKeyError("E11000 Duplicate Key Error", 11000)
@@ -517,6 +518,101 @@ def _only_this_id(filter: Any, document: Any) -> bool:
     return kind in _EXACT_ID_TYPES and type(document.get("_id")) is kind
 
 
+# Values whose equality mongomock and MongoDB both decide by Python's `==` when the document's
+# value has the same exact type (not numbers: 1 == 1.0 == True in Python, not in BSON).
+_QUICK_TYPES = frozenset({str, ObjectId, bool})
+
+
+def _quick_field(document: Mapping[str, Any], field: str, condition: Any) -> bool | None:
+    """Whether one field's condition matches, for the shapes `_quick_match` knows; None when
+    only mongomock can tell."""
+    value = document.get(field, _MISSING)
+    if isinstance(value, list | tuple):
+        return None  # an array matches by its elements
+    if type(condition) in _QUICK_TYPES:
+        if value is _MISSING:
+            return False
+        return condition == value if type(value) is type(condition) else None
+    if type(condition) is not dict or len(condition) != 1:
+        return None
+    [(operator, operand)] = condition.items()
+    if operator == "$exists" and type(operand) is bool:
+        return (value is not _MISSING) is operand
+    if type(operand) not in _QUICK_TYPES:
+        return None
+    if operator == "$eq":
+        return _quick_field(document, field, operand)
+    if operator == "$ne":
+        if value is _MISSING:
+            return True
+        return operand != value if type(value) is type(operand) else None
+    return None
+
+
+def _quick_exists(document: Mapping[str, Any], path: str, condition: Any) -> bool | None:
+    """`{"a.b": {"$exists": bool}}` (the outbox's pending entries) when `a` is missing, a
+    document or an array of documents; None otherwise."""
+    if type(condition) is not dict or list(condition) != ["$exists"]:
+        return None
+    wanted = condition["$exists"]
+    head, _, rest = path.partition(".")
+    if type(wanted) is not bool or not head or not rest or "." in rest or rest.isdigit():
+        return None
+    value = document.get(head, _MISSING)
+    if value is _MISSING:
+        return not wanted
+    if type(value) is dict:
+        return (rest in value) is wanted
+    if type(value) is list and all(type(element) is dict for element in value):
+        # mongomock tests each element: "exists" when one has the field, "does not exist" when
+        # the array is empty or one lacks it (MongoDB: when none has it; the outbox's entries
+        # all have an id, where the two agree).
+        if wanted:
+            return any(rest in element for element in value)
+        return not value or any(rest not in element for element in value)
+    return None
+
+
+def _quick_match(filter: Any, document: Any) -> bool | None:
+    """mongomock's answer for the simple filters the services' writes and partial indexes use
+    (plain equality on str, ObjectId or bool values of the same type, `$eq`, `$ne`,
+    `$exists`, a one-level `$exists` path into documents, `$and` of those), without its
+    general machinery; None for anything else."""
+    if type(filter) is not dict or type(document) is not dict:
+        return None
+    answer = True
+    for field, condition in filter.items():
+        if field == "$and":
+            if type(condition) is not list or not condition:
+                return None
+            for part in condition:
+                found = _quick_match(part, document)
+                if found is None:
+                    return None
+                answer = answer and found
+            continue
+        if type(field) is not str or not field or field.startswith("$"):
+            return None
+        if "." in field:
+            found = _quick_exists(document, field, condition)
+        else:
+            found = _quick_field(document, field, condition)
+        if found is None:
+            return None
+        answer = answer and found
+    return answer
+
+
+def _applies(filter: Any, document: Any) -> bool:
+    """mongomock's filter_applies, answered without it for the simple filters."""
+    quick = _quick_match(filter, document)
+    if quick is None:
+        from mongomock import filtering
+
+        return bool(filtering.filter_applies(filter, document))
+    return quick
+
+
 def _plain_patch(original: Any) -> Any:
     """mongomock's patch_datetime_awareness_in_document (run on every filter, update and
     document it is given), with plain dicts, lists and the common scalars walked or passed by
@@ -559,7 +655,7 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from mongomock import filtering, helpers
+    from mongomock import helpers
     from mongomock.collection import Collection, Cursor
     from mongomock.store import CollectionStore
 
@@ -573,7 +669,7 @@ def install() -> None:
             bucket = _equality_bucket(store, filter)
             if bucket is None:
                 return scan_documents(self, filter)  # type: ignore[no-any-return]
-            return iter([doc for doc in bucket if filtering.filter_applies(filter, doc)])
+            return iter([doc for doc in bucket if _applies(filter, doc)])
         found = []
         seen = set()
         # One expiry check and one read lock for every candidate (mongomock's store takes both
@@ -592,7 +688,7 @@ def install() -> None:
                 if document is _MISSING:
                     continue
                 seen.add(key)
-                if _only_this_id(filter, document) or filtering.filter_applies(filter, document):
+                if _only_this_id(filter, document) or _applies(filter, document):
                     found.append((key, document))
         if len(found) > 1:  # in the store's order, as mongomock's scan yields them
             positions = _orderings(store).positions
