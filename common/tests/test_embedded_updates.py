@@ -24,6 +24,9 @@ def stored() -> list[dict[str, Any]]:
         },
         {"_id": "t3", "state": "fired", "outbox": "not an array", "tags": ["a", "b", "a"]},
         {"_id": 4, "state": "pending", "code": "X"},
+        # a partial unique index: one slot held at a time
+        {"_id": 6, "slot": 1, "holds": True},
+        {"_id": 7, "slot": 1, "holds": False},
     ]
 
 
@@ -49,6 +52,9 @@ UPDATES: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"_id": "t1"}, {"$set": {"state": "pending"}}),  # the same value: not modified
     ({"_id": "t1"}, {"$set": {"list": [1, [2, 3]], "at": NOW, "doc": {"at": NOW}}}),
     ({"_id": 4}, {"$set": {"code": "Y"}}),  # collides with a unique index
+    ({"_id": 7}, {"$set": {"holds": True}}),  # enters a partial unique index: collides
+    ({"_id": 7}, {"$set": {"slot": 2, "holds": True}}),  # enters it on a free slot
+    ({"_id": 7}, {"$set": {"note": "x"}, "$push": {"log": {"$each": [1]}}}),  # touches neither
     ({"_id": "t1"}, {"$set": {"bad": {1, 2}}}),  # not BSON: mongomock's error
     ({"_id": "t1"}, {"$set": {"state": "x"}, "$push": {"state": 1}}),  # one field twice
     ({"_id": "t1"}, {"$set": {"nested.field": 1}}),  # dotted: mongomock's own
@@ -99,6 +105,9 @@ def fresh() -> Callable[[], Any]:
     async def make() -> Any:
         collection = embedded_store.client()["updates_test"][f"c{next(counter)}"]
         await collection.create_index("code", unique=True, sparse=True)
+        await collection.create_index(
+            "slot", unique=True, partialFilterExpression={"holds": {"$eq": True}}
+        )
         await collection.insert_many([*stored(), {"_id": 5, "code": "Y"}])
         return collection
 

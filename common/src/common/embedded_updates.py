@@ -9,8 +9,10 @@ The updates the services make most are narrower: `update_one` (or `find_one_and_
 document a filter names by `_id`, changing top-level fields with `$set`, `$inc`, `$push`
 (`$each`) and `$pull` (a condition on array elements that are documents). Those build the
 changed document as a new dict (a shallow copy with the changed fields replaced) and store it in
-place of the old one, with mongomock's own field setters, filter and unique-index check, so the
-stored result, the matched/modified counts and the errors are mongomock's. Anything else
+place of the old one, with mongomock's own field setters, filter and unique-index check (skipped
+when the update changes no field a unique index reads through its key or partial filter: the
+outbox's pulls), so the stored result, the matched/modified counts and the errors are
+mongomock's. Anything else
 (upserts, `update_many`, dotted or positional paths, other operators, a field named twice) is
 mongomock's own `_update`.
 
@@ -91,6 +93,36 @@ def _keeps_id(projection: Any) -> bool:
 def _fields(projection: Any) -> Any:
     # mongomock's _copy_only_fields takes the projection apart and puts it back: a copy.
     return dict(projection) if isinstance(projection, Mapping) else projection
+
+
+def _changed_fields(changes: Mapping[str, Any]) -> set[str]:
+    """The top-level fields a narrow update changes."""
+    return {field for fields in changes.values() for field in fields}
+
+
+def _filter_fields(filter: Any) -> set[str]:
+    """The top-level fields a (partial index's) filter reads."""
+    found: set[str] = set()
+    if isinstance(filter, Mapping):
+        for field, condition in filter.items():
+            if isinstance(field, str) and field.startswith("$"):
+                for part in condition if isinstance(condition, list | tuple) else [condition]:
+                    found |= _filter_fields(part)
+            else:
+                found.add(str(field).split(".")[0])
+    return found
+
+
+def _unique_fields(indexes: Mapping[str, Any]) -> set[str]:
+    """The top-level fields any unique index reads, through its key or its partial filter: an
+    update changing none of them cannot make a duplicate (the document's place in every unique
+    index stays as it was when its own write was checked), so mongomock's check is skipped."""
+    fields: set[str] = set()
+    for index in indexes.values():
+        if index.get("unique"):
+            fields |= {str(field).split(".")[0] for field, _ in index.get("key", [])}
+            fields |= _filter_fields(index.get("partialFilterExpression"))
+    return fields
 
 
 def install() -> None:
@@ -186,11 +218,12 @@ def install() -> None:
         store = self._store
         key = existing["_id"]
         store[key] = changed
-        try:
-            self._ensure_uniques(changed)
-        except DuplicateKeyError:  # rolled back, as mongomock does
-            store[key] = existing
-            raise
+        if not _unique_fields(store.indexes).isdisjoint(_changed_fields(changes)):
+            try:
+                self._ensure_uniques(changed)
+            except DuplicateKeyError:  # rolled back, as mongomock does
+                store[key] = existing
+                raise
         result["nModified"] = 1
         return result
 
