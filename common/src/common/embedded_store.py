@@ -503,21 +503,6 @@ def _store_key(document: Mapping[str, Any]) -> Any:
 _MISSING = object()
 # mongomock's and mongomock-motor's own walks, replaced by install() (a test compares them).
 ORIGINAL_WALKS: dict[str, Any] = {}
-# _id types whose dict lookup is exactly MongoDB's equality when both sides have the type (not
-# numbers: 1, 1.0 and True are one dict key but not one BSON value).
-_EXACT_ID_TYPES = (str, ObjectId)
-
-
-def _only_this_id(filter: Any, document: Any) -> bool:
-    """Whether `filter` is just `{"_id": value}` and the document found under that key has an
-    `_id` of the same exact type, so the lookup alone proves the match."""
-    if len(filter) != 1:
-        return False
-    value = filter.get("_id", _MISSING)
-    kind = type(value)
-    return kind in _EXACT_ID_TYPES and type(document.get("_id")) is kind
-
-
 # Values whose equality mongomock and MongoDB both decide by Python's `==` when the document's
 # value has the same exact type (not numbers: 1 == 1.0 == True in Python, not in BSON).
 _QUICK_TYPES = frozenset({str, ObjectId, bool})
@@ -688,7 +673,7 @@ def install() -> None:
                 if document is _MISSING:
                     continue
                 seen.add(key)
-                if _only_this_id(filter, document) or _applies(filter, document):
+                if _applies(filter, document):
                     found.append((key, document))
         if len(found) > 1:  # in the store's order, as mongomock's scan yields them
             positions = _orderings(store).positions
