@@ -20,35 +20,16 @@ import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import nats
 from common.events import TicketCreated, TicketUpdated
 from common.messaging import Publisher, ensure_stream
 from common.outbox import Outbox, OutboxRelay
+from gittix_testing.databases import CountingReads
 from gittix_testing.processes import start_nats_server
 from pymongo import ReturnDocument
 
 from common import embedded_store
-
-
-class CountingReads:
-    """The collection the relay is given, counting its reads (find and find_one)."""
-
-    def __init__(self, collection: Any) -> None:
-        self._collection = collection
-        self.reads = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._collection, name)
-
-    def find(self, *args: Any, **kwargs: Any) -> Any:
-        self.reads += 1
-        return self._collection.find(*args, **kwargs)
-
-    async def find_one(self, *args: Any, **kwargs: Any) -> Any:
-        self.reads += 1
-        return await self._collection.find_one(*args, **kwargs)
 
 
 async def rounds(url: str, documents: int, count: int) -> list[tuple[float, float, int]]:

@@ -10,6 +10,7 @@ from common.events import Envelope, OrderExpired, TicketCreated, TicketUpdated
 from common.messaging import STREAM_NAME, Publisher
 from common.outbox import Outbox, OutboxRelay, outbox_entry
 from gittix_testing import TestBus, wait_until
+from gittix_testing.databases import CountingReads
 
 
 async def test_pending_event_left_by_a_crash_is_published_once_by_the_next_relay(
@@ -170,25 +171,6 @@ def stream_order(bus: TestBus) -> list[tuple[str, int]]:
     ]
 
 
-class CountingReads:
-    """A collection as the relay is given it, counting the reads the relay makes through it."""
-
-    def __init__(self, collection: Any) -> None:
-        self._collection = collection
-        self.reads = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._collection, name)
-
-    def find(self, *args: Any, **kwargs: Any) -> Any:
-        self.reads += 1
-        return self._collection.find(*args, **kwargs)
-
-    async def find_one(self, *args: Any, **kwargs: Any) -> Any:
-        self.reads += 1
-        return await self._collection.find_one(*args, **kwargs)
-
-
 class FailingFirstPublish(Publisher):
     """A publisher whose first publish gets no ack (the stream did not answer in time)."""
 
@@ -205,34 +187,47 @@ class FailingFirstPublish(Publisher):
         return await super().publish_envelope(envelope, trace_context=trace_context)
 
 
-async def attached_relay(database: Any, publisher: Publisher) -> tuple[OutboxRelay, Outbox]:
-    """A relay past its start's sweep, and an outbox handing it what it writes."""
-    relay = OutboxRelay([database.tickets], publisher)
+async def attached_relay(
+    database: Any, publisher: Publisher, *, tickets: Any = None, sweep: bool = True
+) -> tuple[OutboxRelay, Outbox]:
+    """A relay of `tickets` (the database's collection unless given), past its start's sweep
+    unless `sweep` is False, and an outbox handing it what it writes."""
+    relay = OutboxRelay([database.tickets if tickets is None else tickets], publisher)
     outbox = Outbox((TicketCreated, TicketUpdated), service="tickets")
     outbox.attach(relay)
-    await relay.relay_once()
+    if sweep:
+        await relay.relay_once()
     return relay, outbox
 
 
-async def test_events_written_through_the_outbox_go_out_once_in_order_without_a_read_back(
-    bus: TestBus, database: Any
-) -> None:
-    tickets: Any = CountingReads(database.tickets)
-    relay = OutboxRelay([tickets], Publisher(bus.js))
-    outbox = Outbox((TicketCreated, TicketUpdated), service="tickets")
-    outbox.attach(relay)
-    await relay.relay_once()  # the start's sweep: nothing pending
-    tickets.reads = 0
-
-    # Each write's event goes out before the next write, as the running relay does it.
-    await outbox.insert_one(database.tickets, {"_id": "t1", "version": 0}, ticket_created("t1"))
-    assert await relay.relay_written() == 1
+async def update_to_version_1(outbox: Outbox, database: Any) -> None:
+    """Ticket t1 from version 0 to 1, TicketUpdated v1 in the same write."""
     await outbox.find_one_and_update(
         database.tickets,
         {"_id": "t1", "version": 0},
         {"$set": {"version": 1}},
         ticket_updated("t1", 1),
     )
+
+
+async def assert_created_then_updated(bus: TestBus) -> None:
+    """The stream holds t1's TicketCreated v0, then its TicketUpdated v1, and nothing else."""
+    await bus.wait_for(TicketCreated)
+    await bus.wait_for(TicketUpdated)
+    assert stream_order(bus) == [("TicketCreated", 0), ("TicketUpdated", 1)]
+
+
+async def test_events_written_through_the_outbox_go_out_once_in_order_without_a_read_back(
+    bus: TestBus, database: Any
+) -> None:
+    tickets: Any = CountingReads(database.tickets)
+    relay, outbox = await attached_relay(database, Publisher(bus.js), tickets=tickets)
+    tickets.reads = 0  # the start's sweep read the (empty) pending index
+
+    # Each write's event goes out before the next write, as the running relay does it.
+    await outbox.insert_one(database.tickets, {"_id": "t1", "version": 0}, ticket_created("t1"))
+    assert await relay.relay_written() == 1
+    await update_to_version_1(outbox, database)
     assert await relay.relay_written() == 1
     await outbox.update_one(
         database.tickets, {"_id": "t1"}, {"$set": {"version": 2}}, ticket_updated("t1", 2)
@@ -255,18 +250,11 @@ async def test_a_newer_event_never_overtakes_an_older_one_whose_publish_failed(
     with pytest.raises(nats.errors.TimeoutError):
         await relay.relay_written()
 
-    await outbox.find_one_and_update(
-        database.tickets,
-        {"_id": "t1", "version": 0},
-        {"$set": {"version": 1}},
-        ticket_updated("t1", 1),
-    )
+    await update_to_version_1(outbox, database)
     await relay.relay_written()
     await relay.relay_once()  # and whatever a sweep would still find
 
-    await bus.wait_for(TicketCreated)
-    await bus.wait_for(TicketUpdated)
-    assert stream_order(bus) == [("TicketCreated", 0), ("TicketUpdated", 1)]
+    await assert_created_then_updated(bus)
     assert (await database.tickets.find_one({"_id": "t1"}))["outbox"] == []
 
 
@@ -277,24 +265,15 @@ async def test_a_newer_event_waits_for_an_older_one_a_failed_sweep_left_in_its_d
     await database.tickets.insert_one(
         {"_id": "t1", "version": 0, "outbox": [outbox_entry(ticket_created("t1"))]}
     )
-    relay = OutboxRelay([database.tickets], FailingFirstPublish(bus.js))
-    outbox = Outbox((TicketCreated, TicketUpdated), service="tickets")
-    outbox.attach(relay)
+    relay, outbox = await attached_relay(database, FailingFirstPublish(bus.js), sweep=False)
     with pytest.raises(nats.errors.TimeoutError):
         await relay.relay_once()
 
-    await outbox.find_one_and_update(
-        database.tickets,
-        {"_id": "t1", "version": 0},
-        {"$set": {"version": 1}},
-        ticket_updated("t1", 1),
-    )
+    await update_to_version_1(outbox, database)
     await relay.relay_written()
     await relay.relay_once()
 
-    await bus.wait_for(TicketCreated)
-    await bus.wait_for(TicketUpdated)
-    assert stream_order(bus) == [("TicketCreated", 0), ("TicketUpdated", 1)]
+    await assert_created_then_updated(bus)
 
 
 async def test_an_event_written_before_the_first_sweep_waits_for_what_a_crash_left_in_its_document(
@@ -303,20 +282,11 @@ async def test_an_event_written_before_the_first_sweep_waits_for_what_a_crash_le
     await database.tickets.insert_one(
         {"_id": "t1", "version": 0, "outbox": [outbox_entry(ticket_created("t1"))]}
     )
-    relay = OutboxRelay([database.tickets], Publisher(bus.js))
-    outbox = Outbox((TicketCreated, TicketUpdated), service="tickets")
-    outbox.attach(relay)
-    await outbox.find_one_and_update(
-        database.tickets,
-        {"_id": "t1", "version": 0},
-        {"$set": {"version": 1}},
-        ticket_updated("t1", 1),
-    )
+    relay, outbox = await attached_relay(database, Publisher(bus.js), sweep=False)
+    await update_to_version_1(outbox, database)
     await relay.relay_once()  # the start's pass
 
-    await bus.wait_for(TicketCreated)
-    await bus.wait_for(TicketUpdated)
-    assert stream_order(bus) == [("TicketCreated", 0), ("TicketUpdated", 1)]
+    await assert_created_then_updated(bus)
 
 
 async def test_an_event_written_by_id_waits_for_one_written_without_naming_the_document(
@@ -350,18 +320,11 @@ async def test_a_newer_event_written_by_another_replica_never_overtakes_an_older
     with pytest.raises(nats.errors.TimeoutError):
         await relay_a.relay_written()  # no ack: A's event is still pending in the document
 
-    await outbox_b.find_one_and_update(
-        database.tickets,
-        {"_id": "t1", "version": 0},
-        {"$set": {"version": 1}},
-        ticket_updated("t1", 1),
-    )
+    await update_to_version_1(outbox_b, database)
     await relay_b.relay_written()
     await relay_a.relay_written()  # A's retry
 
-    await bus.wait_for(TicketCreated)
-    await bus.wait_for(TicketUpdated)
-    assert stream_order(bus) == [("TicketCreated", 0), ("TicketUpdated", 1)]
+    await assert_created_then_updated(bus)
     assert (await database.tickets.find_one({"_id": "t1"}))["outbox"] == []
 
 
@@ -371,10 +334,7 @@ async def test_after_a_failed_pass_events_waiting_for_the_bus_are_read_from_the_
     # Two documents in flight at a time, so the third waits while the first pass fails.
     monkeypatch.setattr("common.outbox.IN_FLIGHT", 2)
     tickets: Any = CountingReads(database.tickets)
-    relay = OutboxRelay([tickets], FailingFirstPublish(bus.js))
-    outbox = Outbox((TicketCreated,), service="tickets")
-    outbox.attach(relay)
-    await relay.relay_once()
+    relay, outbox = await attached_relay(database, FailingFirstPublish(bus.js), tickets=tickets)
     for ticket_id in ("t1", "t2", "t3"):
         await outbox.insert_one(database.tickets, {"_id": ticket_id}, ticket_created(ticket_id))
     with pytest.raises(nats.errors.TimeoutError):

@@ -40,3 +40,23 @@ async def own_database(mongo_url: str | None) -> AsyncIterator[Any]:
                 await client.drop_database(name)
             finally:
                 await client.close()
+
+
+class CountingReads:
+    """A collection as some code is given it, counting the reads (find, find_one) made through
+    it; every other attribute is the collection's own."""
+
+    def __init__(self, collection: Any) -> None:
+        self._collection = collection
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._collection, name)
+
+    def find(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return self._collection.find(*args, **kwargs)
+
+    async def find_one(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return await self._collection.find_one(*args, **kwargs)
