@@ -39,7 +39,9 @@ async def service(
     GateListener.handled = []
     app = create_service_app(
         contract=ServiceContract(name="probe", listeners=(GateListener,)),
-        settings=ServiceSettings(listener_stall_seconds=2.0),  # type: ignore[call-arg]
+        settings=ServiceSettings(  # type: ignore[call-arg]
+            listener_stall_seconds=2.0, listener_fetch_seconds=1.0
+        ),
         runtime_type=ServiceRuntime,
         routers=[],
         database=database,

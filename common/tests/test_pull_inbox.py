@@ -1,14 +1,20 @@
 """A listener's pull requests on a real JetStream: a message is handed over as soon as it comes,
 whatever an earlier request's late status says; an empty fetch ends within its timeout; a
-consumer deleted under a waiting fetch fails it (the listener loop then subscribes again)."""
+consumer deleted under a waiting fetch fails it (the listener loop then subscribes again);
+closing ends the open request at once; after the server crashed and came back, a waiting fetch
+asks again rather than waiting out a request the server has forgotten."""
 
 import asyncio
 from decimal import Decimal
+from pathlib import Path
 
+import nats
 import pytest
-from common.events import TicketCreated
-from common.messaging import STREAM_NAME, PullInbox
+from common.events import Envelope, TicketCreated
+from common.messaging import STREAM_NAME, PullInbox, connect_bus, ensure_stream
+from common.settings import BusSettings
 from gittix_testing import TestBus
+from gittix_testing.processes import free_port, start_nats_server
 from gittix_testing.waiting import wait_until
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
@@ -19,14 +25,16 @@ DURABLE = "svc-ticket-created-v1"
 LONG_FETCH_SECONDS = 60.0
 
 
+CONSUMER = ConsumerConfig(
+    name=DURABLE,
+    durable_name=DURABLE,
+    ack_policy=AckPolicy.EXPLICIT,
+    filter_subject=TicketCreated.subject,
+)
+
+
 async def pulls_for(bus: TestBus) -> PullInbox:
-    config = ConsumerConfig(
-        name=DURABLE,
-        durable_name=DURABLE,
-        ack_policy=AckPolicy.EXPLICIT,
-        filter_subject=TicketCreated.subject,
-    )
-    await bus.js.add_consumer(STREAM_NAME, config=config)
+    await bus.js.add_consumer(STREAM_NAME, config=CONSUMER)
     pulls = PullInbox(bus.js, DURABLE)
     await pulls.subscribe()
     return pulls
@@ -94,3 +102,90 @@ async def test_a_fetch_on_a_consumer_deleted_meanwhile_fails_rather_than_coming_
     async with asyncio.timeout(10):
         with pytest.raises(APIError):
             await fetching
+
+
+async def test_closing_ends_the_open_request_so_the_next_message_goes_to_another_replica(
+    bus: TestBus,
+) -> None:
+    closing, fetching = await fetch_waiting_at_the_server(bus)
+    async with asyncio.timeout(5):
+        await closing.close()
+        with pytest.raises(TimeoutError):
+            await fetching
+    other = PullInbox(bus.js, DURABLE)
+    await other.subscribe()
+    await bus.publish(ticket("t1"))
+    # Had the closed inbox's request stayed open at the server, the message would go to it and
+    # come back only after ack_wait (30 s).
+    async with asyncio.timeout(10):
+        messages = await other.fetch(10, timeout=LONG_FETCH_SECONDS)
+    assert [Envelope.model_validate_json(m.data).data["id"] for m in messages] == ["t1"]
+
+
+async def test_what_a_closing_inbox_held_goes_back_at_once(bus: TestBus) -> None:
+    first = await pulls_for(bus)
+    for number in range(3):
+        await bus.publish(ticket(f"t{number}"))
+    async with asyncio.timeout(10):
+        taken = await first.fetch(10, timeout=LONG_FETCH_SECONDS)
+    first.hold(taken)
+    await first.close()
+    other = PullInbox(bus.js, DURABLE)
+    await other.subscribe()
+    got: list[str] = []
+    async with asyncio.timeout(10):
+        while len(got) < 3:
+            messages = await other.fetch(10, timeout=LONG_FETCH_SECONDS)
+            got += [Envelope.model_validate_json(m.data).data["id"] for m in messages]
+    assert sorted(got) == ["t0", "t1", "t2"]
+
+
+async def test_after_the_server_crashes_and_restarts_a_waiting_fetch_asks_again(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    server = start_nats_server(tmp_path, port=port)
+    url = f"nats://127.0.0.1:{port}"
+    nc, js = await connect_bus(url, name="svc")
+    try:
+        await ensure_stream(js)
+        await js.add_consumer(STREAM_NAME, config=CONSUMER)
+        pulls = PullInbox(js, DURABLE)
+        await pulls.subscribe()
+        fetching = asyncio.create_task(pulls.fetch(10, timeout=LONG_FETCH_SECONDS))
+        await wait_until(
+            lambda: _waiting(js), timeout=10, message="the fetch's request never arrived"
+        )
+        reconnects = nc.stats["reconnects"]
+        # A crash: a server stopped in order would end the request with a 409 status instead.
+        server.kill()
+        server = start_nats_server(tmp_path, port=port)  # the same store: stream and consumer
+        await wait_until(
+            lambda: nc.stats["reconnects"] > reconnects and nc.is_connected,
+            timeout=20,
+            message="the listener's connection never came back",
+        )
+        publisher = await nats.connect(url)
+        try:
+            await publisher.jetstream().publish(
+                TicketCreated.subject, Envelope.wrap(ticket("t1")).to_bytes()
+            )
+        finally:
+            await publisher.close()
+        # The request the fetch was waiting on died with the server: without asking again it
+        # would wait out its 60 s.
+        async with asyncio.timeout(10):
+            messages = await fetching
+        assert [Envelope.model_validate_json(m.data).data["id"] for m in messages] == ["t1"]
+    finally:
+        await nc.close()
+        server.stop()
+
+
+async def _waiting(js: nats.js.JetStreamContext) -> bool:
+    return bool((await js.consumer_info(STREAM_NAME, DURABLE)).num_waiting)
+
+
+def test_a_stall_time_shorter_than_two_fetches_is_refused() -> None:
+    with pytest.raises(ValueError, match="LISTENER_STALL_SECONDS"):
+        BusSettings(listener_fetch_seconds=20, listener_stall_seconds=30)

@@ -4,9 +4,10 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -112,8 +113,22 @@ def inbox_prefix(service: str) -> str:
     return f"_INBOX_{service}"
 
 
+# What to call once a connection made by connect_bus is back after losing the server: each
+# listener's PullInbox asks anew, since a restarted server has forgotten the pull requests.
+_RECONNECTED: "weakref.WeakKeyDictionary[NatsClient, list[Callable[[], None]]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def connect_bus(url: str, *, name: str) -> tuple[NatsClient, JetStreamContext]:
     """Connect as service `name`; `url` may carry its NATS user and password (user:pass@)."""
+    hooks: list[Callable[[], None]] = []
+
+    async def reconnected() -> None:
+        # Called by nats-py once the subscriptions are back on the server.
+        for hook in list(hooks):
+            hook()
+
     nc = await nats.connect(
         url,
         name=name,
@@ -121,8 +136,20 @@ async def connect_bus(url: str, *, name: str) -> tuple[NatsClient, JetStreamCont
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         connect_timeout=5,
+        reconnected_cb=reconnected,
     )
+    _RECONNECTED[nc] = hooks
     return nc, nc.jetstream()
+
+
+def on_reconnect(nc: NatsClient, hook: Callable[[], None]) -> Callable[[], None]:
+    """Call `hook` each time `nc` (made by connect_bus) has reconnected; returns what stops it.
+    A connection made otherwise has no such hook: nothing is called."""
+    hooks = _RECONNECTED.get(nc)
+    if hooks is None:
+        return lambda: None
+    hooks.append(hook)
+    return lambda: hooks.remove(hook) if hook in hooks else None
 
 
 class Publisher:
@@ -219,9 +246,9 @@ class ConsumerPolicy:
     wait_warning_seconds: float = 300.0
     stall_seconds: float = 30.0
     ack_wait_seconds: float = 30.0
-    # How long one fetch waits for messages. Its pull request stays open on the server as long,
-    # so a stopping listener waits up to this for it, to give back what it still brings.
-    fetch_seconds: float = 1.0
+    # How long one fetch waits for messages; its pull request stays open on the server as long
+    # (see PullInbox). Each expiry of an idle consumer's request wakes the service and NATS.
+    fetch_seconds: float = 10.0
     # A listener loop that died is restarted after a back-off from 0.5 s up to this.
     restart_max_seconds: float = 30.0
 
@@ -686,7 +713,7 @@ class ListenerRunner:
                     subscription.hold(messages[index:])
                     raise
                 consumer.progressed()
-        await subscription.give_back_late()
+        await subscription.close()
 
     def stop_fetching(self) -> None:
         """Fetch nothing more; the messages in hand are still handled (see stop)."""
@@ -706,9 +733,9 @@ class ListenerRunner:
             for task in busy:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            # A loop cut short gave back what it held; its open request may still bring some.
+            # A loop cut short did not close its inbox: what it held goes back now.
             await asyncio.gather(
-                *(inbox.give_back_late() for inbox in self._inboxes), return_exceptions=True
+                *(inbox.close() for inbox in self._inboxes), return_exceptions=True
             )
         self._tasks.clear()
 
@@ -721,6 +748,8 @@ _EXPIRY_MARGIN_SECONDS = 0.1
 # the listener loop reports it and, if it lasts, subscribes again (see ListenerRunner._run).
 _REQUEST_ENDED = {"404", "408"}
 _HEARTBEAT = "100"
+# How long closing an inbox waits for the server's answer to its round trip.
+_CLOSE_SECONDS = 2.0
 
 
 class PullInbox:
@@ -730,9 +759,9 @@ class PullInbox:
     delivers pending messages at once and later ones as they come, until the request has
     brought `batch` (it then ends without a word) or expires (a 408 status). A fetch returns as
     soon as at least one message is in hand, and the request stays open for the next fetch, so
-    a steady flow costs one request per `batch` messages (or per timeout), not one per message.
-    Messages arrive through a subscription callback into a queue of this inbox's own; a fetch
-    waits on it without a task per message.
+    a steady flow costs one request per `batch` messages (or per timeout), not one per message,
+    and an idle consumer one per timeout. Messages arrive through a subscription callback into a
+    queue of this inbox's own; a fetch waits on it without a task per message.
 
     Every request has a reply subject of its own (`<inbox>.<n>`), so a status about an older
     request (one given up on at its timeout, whose status arrived late) is never taken for the
@@ -740,6 +769,11 @@ class PullInbox:
     probe, then sent a plain lingering request, and a message that came on that one was held
     until the request filled or expired (up to the whole fetch timeout: the event hop's tail of
     hundreds of milliseconds, issue 12).
+
+    A long timeout costs nothing on stop or after an outage: `close` ends the open request at
+    once (the inbox's interest is withdrawn, and the server delivers nothing to a subject nobody
+    listens to), and on a connection made by `connect_bus` a reconnect makes the next fetch ask
+    anew (a restarted server has forgotten the requests it held).
     """
 
     def __init__(self, js: JetStreamContext, durable: str) -> None:
@@ -758,16 +792,21 @@ class PullInbox:
         self._left = 0
         self._open_until = 0.0
         self._stopped = False
+        self._closed = False
         self._held: list[Msg] = []
+        self._forget_reconnect: Callable[[], None] = lambda: None
 
     async def subscribe(self) -> None:
         self._subscription = await self._nc.subscribe(f"{self.inbox}.*", cb=self._deliver)
-
-    async def unsubscribe(self) -> None:
-        await self._subscription.unsubscribe()
+        self._forget_reconnect = on_reconnect(self._nc, self._reconnected)
 
     async def _deliver(self, msg: Msg) -> None:
         self._arrived.append(msg)
+        self._wake()
+
+    def _reconnected(self) -> None:
+        """The server may have forgotten the open request: the fetch asks again now."""
+        self._ended()
         self._wake()
 
     def _ended(self) -> None:
@@ -833,7 +872,7 @@ class PullInbox:
 
     def stop_waiting(self) -> None:
         """End a waiting fetch now (as if it timed out) and every later one at once: the
-        listener is stopping. The open request may still bring messages: give_back_late."""
+        listener is stopping. What the open request still brings is given back by close."""
         self._stopped = True
         self._wake()
 
@@ -842,30 +881,35 @@ class PullInbox:
             self._waiter.set_result(None)
 
     def hold(self, messages: list[Msg]) -> None:
-        """Messages fetched but not handled (the listener is stopping or died): give_back_late
-        gives them back."""
+        """Messages fetched but not handled (the listener is stopping or died): close gives
+        them back."""
         self._held.extend(messages)
 
-    async def give_back_late(self) -> None:
-        """Give back the messages held and what the open request still brings, once it has
-        ended or expired.
+    async def close(self) -> None:
+        """Fetch no more, end the open request now and give back (nak) the messages held and
+        everything the request brought, so another replica gets them at once rather than after
+        ack_wait. Called again, it gives back what has been held since.
 
-        Not before: a message given back (nak) while the request is open comes straight back
-        to it. Unhandled, they would wait for ack_wait before anyone else got them.
+        The inbox's interest is withdrawn and a round trip to the server follows: whatever the
+        server sent before it took the withdrawal is then in hand (nats-py's drain), and after
+        it the server sends nothing more (a pull request whose reply subject nobody listens to
+        is dropped, its messages left for other requests).
         """
-        loop = asyncio.get_running_loop()
-        late, self._held = self._held, []
-        late += self.take_queued()
-        while self._open_until > loop.time():
-            self._waiter = loop.create_future()
+        self.stop_waiting()
+        if not self._closed and self._subscription is not None:
+            self._closed = True
+            self._forget_reconnect()
             try:
-                async with asyncio.timeout_at(self._open_until):
-                    await self._waiter
-            except TimeoutError:
-                break
-            finally:
-                self._waiter = None
-            late += self.take_queued()
+                async with asyncio.timeout(_CLOSE_SECONDS):
+                    await self._subscription.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The bus is out of reach: nothing more can arrive; what was in flight is
+                # redelivered after ack_wait.
+                log.warning("could not end %s's pull request", self.durable, exc_info=True)
+        self._ended()
+        late, self._held = self._held, []
         await _give_back(late + self.take_queued())
 
     def take_queued(self) -> list[Msg]:
@@ -885,16 +929,10 @@ def _status(msg: Msg) -> str | None:
 
 
 async def _unsubscribe(subscription: "PullInbox | None") -> None:
-    """Drop a dead loop's subscription (its durable consumer stays on the server), once what
-    it held and its open request still brings are given back."""
-    if subscription is None:
-        return
-    await subscription.give_back_late()
-    try:
-        async with asyncio.timeout(1):
-            await subscription.unsubscribe()
-    except Exception:
-        log.debug("could not unsubscribe a dead listener's subscription", exc_info=True)
+    """Close a dead loop's inbox (its durable consumer stays on the server): what it held and
+    what its open request brought are given back."""
+    if subscription is not None:
+        await subscription.close()
 
 
 async def _give_back(messages: list[Msg]) -> None:

@@ -60,15 +60,18 @@ class BusSettings(BaseSettings):
     # it was published is reported (a warning, again every such period), never dropped.
     listener_wait_warning_seconds: float = Field(default=300.0, gt=0)
     # LISTENER_STALL_SECONDS: /readyz turns red when a consumer has not completed a fetch (or
-    # finished a message) for this long. An idle consumer completes an empty fetch every second,
-    # so anything under two seconds would call an idle consumer stalled.
+    # finished a message) for this long. An idle consumer completes an empty fetch every
+    # LISTENER_FETCH_SECONDS, so it must be at least twice that, or an idle consumer would be
+    # called stalled.
     listener_stall_seconds: float = Field(default=30.0, ge=2)
     # LISTENER_ACK_WAIT_SECONDS: JetStream redelivers a message not acknowledged in this time;
     # a handler is cut short (and that counts as an error) at 80 % of it.
     listener_ack_wait_seconds: float = Field(default=30.0, gt=1)
-    # LISTENER_FETCH_SECONDS: how long an idle consumer's fetch waits for messages; a stopping
-    # listener waits up to this for its last fetch (see common.shutdown), so tests shorten it.
-    listener_fetch_seconds: float = Field(default=1.0, gt=0, le=1.0)
+    # LISTENER_FETCH_SECONDS: how long an idle consumer's pull request stays open at the server
+    # (messages are handed over as they come, whatever it is). Each expiry wakes the service
+    # and NATS, so it is long; a stop or a reconnect ends or renews it at once
+    # (common.messaging.PullInbox).
+    listener_fetch_seconds: float = Field(default=10.0, gt=0, le=60.0)
     # STREAM_MAX_AGE_SECONDS / STREAM_MAX_BYTES: the TICKETING stream's retention (7 days, 5 GiB:
     # a week at 100,000 orders a day with 1.5x headroom); when full, new publishes are refused
     # (discard policy New) and wait in the outboxes. With DEAD_LETTER_MAX_BYTES it must fit in
@@ -90,6 +93,11 @@ class BusSettings(BaseSettings):
         if self.listener_retry_base_seconds > self.listener_retry_max_seconds:
             raise ValueError(
                 "LISTENER_RETRY_BASE_SECONDS must not exceed LISTENER_RETRY_MAX_SECONDS"
+            )
+        if self.listener_stall_seconds < 2 * self.listener_fetch_seconds:
+            raise ValueError(
+                "LISTENER_STALL_SECONDS must be at least twice LISTENER_FETCH_SECONDS (an idle "
+                "consumer completes an empty fetch only that often)"
             )
         return self
 

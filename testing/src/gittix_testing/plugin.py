@@ -66,8 +66,6 @@ def service_env(
         "NATS_URL": nats_url,
         "JWT_PUBLIC_KEY": jwt_keys[1],
         "JWT_PRIVATE_KEY": jwt_keys[0],
-        # A stopping app waits up to one fetch for its listeners: keep each test's stop short.
-        "LISTENER_FETCH_SECONDS": "0.05",
     }
     monkeypatch.delenv("MONGO_URL", raising=False)
     for key, value in env.items():
