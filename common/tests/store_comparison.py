@@ -23,3 +23,12 @@ def mongomock_own(methods: Iterable[tuple[Any, str]] = READS) -> Iterator[None]:
         for owner, name in methods:
             patch.setattr(owner, name, getattr(owner, name).__wrapped__)
         yield
+
+
+def in_order(value: Any) -> Any:
+    """A value with each document's keys in their order (== on dicts alone ignores it)."""
+    if isinstance(value, dict):
+        return [(key, in_order(item)) for key, item in value.items()]
+    if isinstance(value, list | tuple):
+        return [in_order(item) for item in value]
+    return value

@@ -30,7 +30,10 @@ def random_value(rng: random.Random) -> Any:
             OIDS[0],
             OIDS[1],
             ["x", "y"],
+            ["y"],
             [True],
+            [1, 2],
+            [1, 1.0],
             [],
             {"id": "e1"},
             {"other": 1},
@@ -60,7 +63,7 @@ def random_document(rng: random.Random) -> dict[str, Any]:
 
 
 def random_condition(rng: random.Random) -> Any:
-    operand = rng.choice(["x", "y", True, False, OIDS[0], 1, None, ["x"]])
+    operand = rng.choice(["x", "y", True, False, OIDS[0], 0, 1, 2, None, ["x"]])
     return rng.choice(
         [
             operand,

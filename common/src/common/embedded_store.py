@@ -17,7 +17,8 @@ make the queries the services make cost what they cost on MongoDB with its index
   `_Ordering`); `find_one` is a cursor with a limit of one;
 - a cursor with a limit copies only the documents it returns (mongomock copied, and made
   timezone-aware, every matching document before cutting the page), in one pass (`_copied`)
-  when it returns them whole;
+  when it returns them whole or with top-level fields included or excluded (`projected_page`,
+  also used by find_one_and_update);
 - expired documents are removed at most once per `TTL_MONITOR_SECONDS` per collection instead
   of on every access. MongoDB's own TTL monitor runs every 60 seconds, so nothing may rely on
   an expired document being gone sooner; the services never do;
@@ -33,9 +34,10 @@ make the queries the services make cost what they cost on MongoDB with its index
   update and document (datetimes to naive milliseconds) and mongomock-motor's (string-like
   fields to `str`) pass plain dicts, lists and scalars by type, leaving every other type to
   their own code (`_plain_patch`, `_plain_normalize`); the simple filters of the services'
-  writes and partial indexes (equality on strings, ObjectIds and booleans, `$eq`, `$ne`,
-  `$exists`) are tested without mongomock's general filter machinery, with its answers
-  (`_quick_match`; anything else goes to `filter_applies`).
+  writes and partial indexes (equality on strings, ObjectIds, booleans and integers, `$eq`,
+  `$ne`, also against an array of such values, `$exists`) are tested without mongomock's
+  general filter machinery, with its answers (`_quick_match`; anything else goes to
+  `filter_applies`).
 
 Answers are mongomock's own, in its order (ties in a sort keep the store's order), for every
 valid query; anything these paths do not handle goes to mongomock's code. An invalid filter
@@ -493,6 +495,63 @@ def _copied(value: Any, aware: bool) -> Any:
     return copy.copy(value)
 
 
+def _projection_plan(projection: Any) -> tuple[bool, frozenset[str], bool] | None:
+    """(include, fields, keep _id) for a projection of top-level fields all included or all
+    excluded, `_id` either way (the services' `{"outbox": 0}`, `{"buyer_slot": 1}`); None for
+    any other, which mongomock's own code projects."""
+    if type(projection) is not dict:
+        return None
+    keep_id = projection.get("_id", 1)
+    flags = {flag for name, flag in projection.items() if name != "_id"}
+    fields = frozenset(name for name in projection if name != "_id")
+    if (
+        len(flags) != 1
+        or any(type(flag) not in (int, bool) for flag in (*flags, keep_id))
+        or any(type(name) is not str or not name or "." in name or "$" in name for name in fields)
+    ):
+        return None
+    return bool(flags.pop()), fields, bool(keep_id)
+
+
+def _projected(
+    document: Mapping[str, Any], plan: tuple[bool, frozenset[str], bool], aware: bool
+) -> dict[str, Any] | None:
+    """What mongomock's `_copy_only_fields` (then its aware pass, when `aware`) makes of
+    `document` under `plan`, in one pass; None when only mongomock can tell (an `_id` that is
+    not a plain value)."""
+    include, fields, keep_id = plan
+    if "_id" in document and type(document["_id"]) not in _SHARED:
+        return None
+    if include:
+        # mongomock: the included fields in the document's order, then `_id`.
+        copy = {key: _copied(value, aware) for key, value in document.items() if key in fields}
+        copy.pop("_id", None)
+        if keep_id and "_id" in document:
+            copy["_id"] = document["_id"]
+        return copy
+    copy = {key: _copied(value, aware) for key, value in document.items() if key not in fields}
+    if not keep_id:
+        copy.pop("_id", None)
+    return copy
+
+
+def projected_page(documents: list[Any], projection: Any, aware: bool) -> list[Any] | None:
+    """The documents as mongomock's projection (none: whole copies) and its aware pass make
+    them, or None when only mongomock can tell."""
+    if projection is None:
+        return [_copied(document, aware) for document in documents]
+    plan = _projection_plan(projection)
+    if plan is None:
+        return None
+    page = []
+    for document in documents:
+        copy = _projected(document, plan, aware)
+        if copy is None:
+            return None
+        page.append(copy)
+    return page
+
+
 def _store_key(document: Mapping[str, Any]) -> Any:
     from mongomock import helpers
 
@@ -504,8 +563,9 @@ _MISSING = object()
 # mongomock's and mongomock-motor's own walks, replaced by install() (a test compares them).
 ORIGINAL_WALKS: dict[str, Any] = {}
 # Values whose equality mongomock and MongoDB both decide by Python's `==` when the document's
-# value has the same exact type (not numbers: 1 == 1.0 == True in Python, not in BSON).
-_QUICK_TYPES = frozenset({str, ObjectId, bool})
+# value has the same exact type (so 1 == 1.0 == True, which Python says and BSON does not, never
+# comes up: an int is compared with an int only).
+_QUICK_TYPES = frozenset({str, ObjectId, bool, int})
 
 
 def _quick_field(document: Mapping[str, Any], field: str, condition: Any) -> bool | None:
@@ -513,7 +573,7 @@ def _quick_field(document: Mapping[str, Any], field: str, condition: Any) -> boo
     only mongomock can tell."""
     value = document.get(field, _MISSING)
     if isinstance(value, list | tuple):
-        return None  # an array matches by its elements
+        return _quick_not_in(value, condition)  # an array matches by its elements
     if type(condition) in _QUICK_TYPES:
         if value is _MISSING:
             return False
@@ -532,6 +592,18 @@ def _quick_field(document: Mapping[str, Any], field: str, condition: Any) -> boo
             return True
         return operand != value if type(value) is type(operand) else None
     return None
+
+
+def _quick_not_in(array: Any, condition: Any) -> bool | None:
+    """`{"$ne": v}` against an array (tickets' released orders): true when no element is `v`,
+    for a list whose elements all have `v`'s exact type; None for anything else."""
+    if type(array) is not list or type(condition) is not dict or len(condition) != 1:
+        return None
+    operand = condition.get("$ne", _MISSING)
+    kind = type(operand)
+    if kind not in _QUICK_TYPES or any(type(element) is not kind for element in array):
+        return None
+    return operand not in array
 
 
 def _quick_exists(document: Mapping[str, Any], path: str, condition: Any) -> bool | None:
@@ -756,10 +828,14 @@ def install() -> None:
                 page = [_copied(document, aware) for document in found[self._skip :]]
                 aware = False  # done
             else:
-                page = [
-                    collection._copy_only_fields(document, self._projection, dict)
-                    for document in found[self._skip :]
-                ]
+                projected = projected_page(found[self._skip :], self._projection, aware)
+                if projected is None:
+                    page = [
+                        collection._copy_only_fields(document, self._projection, dict)
+                        for document in found[self._skip :]
+                    ]
+                else:
+                    page, aware = projected, False  # made aware already
             if aware:
                 page = [helpers.make_datetime_timezone_aware_in_document(doc) for doc in page]
             self._gittix_page = page

@@ -134,6 +134,9 @@ def install() -> None:
     from mongomock.collection import Collection, _inc_updater, _set_updater
     from mongomock.filtering import filter_applies
 
+    # Not at the top: common.embedded_store imports this module.
+    from common.embedded_store import projected_page
+
     update = Collection._update
 
     def pulled(condition: Mapping[str, Any], element: Any) -> bool:
@@ -262,16 +265,22 @@ def install() -> None:
         if found is None:
             return None
         key = found["_id"]
+        aware = self.codec_options.tz_aware
+
+        def copied(document: Any) -> Any:
+            fields = _fields(projection)
+            fast = projected_page([document], fields, aware)
+            if fast is not None:
+                return fast[0]
+            answer = self._copy_only_fields(document, fields, dict)
+            return helpers.make_datetime_timezone_aware_in_document(answer) if aware else answer
+
         if return_document is ReturnDocument.AFTER:
             self._update({"_id": key}, update)
-            found = self._store[helpers.hashdict(key) if isinstance(key, dict) else key]
-            answer = self._copy_only_fields(found, _fields(projection), dict)
-        else:
-            # Before the update changes it.
-            answer = self._copy_only_fields(found, _fields(projection), dict)
-            self._update({"_id": key}, update)
-        if self.codec_options.tz_aware:
-            return helpers.make_datetime_timezone_aware_in_document(answer)
+            return copied(self._store[helpers.hashdict(key) if isinstance(key, dict) else key])
+        # Before the update changes it.
+        answer = copied(found)
+        self._update({"_id": key}, update)
         return answer
 
     Collection._update = update_by_id  # type: ignore[method-assign,assignment]
