@@ -5,9 +5,13 @@ Caddy entry point; embedded store). Sellers put up tickets until the system hold
 (not measured); once orders' replica has them all and the system is idle, a buyer reserves
 --orders of them through the HTTPS entry point with `load.py` (its own process, --concurrency
 requests at once), and the run waits until every consumer on the stream has nothing pending
-and the stream takes no more events. The figure is the CPU time (user + system,
-/proc/<pid>/stat) of the whole process tree of the system over that window (the entry point,
-orders and every downstream listener, NATS included) divided by the orders placed; "over idle"
+and the stream takes no more events. The figure is the CPU time of the whole process tree of
+the system over that window (the entry point, orders and every downstream listener, NATS
+included) divided by the orders placed: the time each thread ran, in nanoseconds
+(/proc/<pid>/task/<tid>/schedstat), since user + system time (/proc/<pid>/stat) comes in 10 ms
+clock ticks, which over ~9 processes and 100 orders moved a round's figure by up to 0.5 ms (it
+is printed beside it as a check; a thread that ends within the window would be missed by the
+first, and none does in these processes). "over idle"
 subtracts what the same processes spend idling for as long (measured just before). The bus is
 watched from this process, so no service answers a poll during the window. For scale, the same
 tree's CPU per `GET /api/users/currentuser` through the entry point.
@@ -40,8 +44,8 @@ from devserver.harness import RunningSystem, running_system
 BENCH_DIR = Path(__file__).resolve().parent
 GOAL_SMALL_MS = 4.0
 GOAL_RATIO = 1.3
-# CPU times come in clock ticks (10 ms), so 40 ticks over 100 orders is 4.000000000000001 ms in
-# floating point: a figure is judged as printed, to two decimals.
+# A figure is judged as printed, to two decimals (in floating point, 40 clock ticks over 100
+# orders was 4.000000000000001 ms).
 PROBE_LOOPS = 1_000_000
 # Orders' own limits (5 unpaid orders, 10 attempts a minute per buyer) stay as `make up` has
 # them: the orders are spread over enough buyers. Every buyer signs up from 127.0.0.1, so
@@ -55,14 +59,11 @@ def system_pids(system: RunningSystem) -> list[int]:
     return [p for pid in system.system.pids().values() for p in tree(pid)]
 
 
-def per_process_cpu(system: RunningSystem) -> dict[str, float]:
-    return {name: cpu_seconds(tree(pid)) for name, pid in system.system.pids().items()}
-
-
-def switches(pids: list[int]) -> int:
-    """How many times the processes' threads were switched in (/proc/<pid>/task/*/schedstat):
-    on a small VM each costs CPU of its own, so it explains much of a figure."""
-    total = 0
+def scheduled(pids: list[int]) -> tuple[float, int]:
+    """The seconds the processes' threads have run, to the nanosecond, and how many times they
+    were switched in (/proc/<pid>/task/*/schedstat): on a small VM each switch costs CPU of its
+    own, so it explains much of a figure."""
+    ran = switched = 0
     for pid in pids:
         try:
             threads = os.listdir(f"/proc/{pid}/task")
@@ -70,14 +71,24 @@ def switches(pids: list[int]) -> int:
             continue
         for thread in threads:
             try:
-                total += int(Path(f"/proc/{pid}/task/{thread}/schedstat").read_text().split()[2])
-            except (FileNotFoundError, IndexError):
+                fields = Path(f"/proc/{pid}/task/{thread}/schedstat").read_text().split()
+            except FileNotFoundError:
                 continue
-    return total
+            ran += int(fields[0])
+            switched += int(fields[2])
+    return ran / 1e9, switched
+
+
+def run_seconds(pids: list[int]) -> float:
+    return scheduled(pids)[0]
+
+
+def per_process_cpu(system: RunningSystem) -> dict[str, float]:
+    return {name: run_seconds(tree(pid)) for name, pid in system.system.pids().items()}
 
 
 def per_process_switches(system: RunningSystem) -> dict[str, int]:
-    return {name: switches(tree(pid)) for name, pid in system.system.pids().items()}
+    return {name: scheduled(tree(pid))[1] for name, pid in system.system.pids().items()}
 
 
 async def settled(nats_url: str, timeout: float = 300.0) -> None:
@@ -142,9 +153,9 @@ def run_load(
 async def idle_rate(system: RunningSystem, seconds: float) -> float:
     """CPU seconds per second the system's processes spend doing nothing asked of them."""
     pids = system_pids(system)
-    before = cpu_seconds(pids)
+    before = run_seconds(pids)
     await asyncio.sleep(seconds)
-    return (cpu_seconds(pids) - before) / seconds
+    return (run_seconds(pids) - before) / seconds
 
 
 async def sign_up(system: RunningSystem, role: str) -> httpx.AsyncClient:
@@ -214,7 +225,8 @@ async def measure(
         probe = speed_probe()
         pids = system_pids(system)
         processes, switched = per_process_cpu(system), per_process_switches(system)
-        before, started = cpu_seconds(pids), time.monotonic()
+        ticks_before = cpu_seconds(pids)
+        before, started = run_seconds(pids), time.monotonic()
         placed = run_load(
             system,
             "/api/orders",
@@ -225,11 +237,12 @@ async def measure(
             expect="201",
         )
         await settled(system.nats_url)
-        spent, elapsed = cpu_seconds(pids) - before, time.monotonic() - started
+        spent, elapsed = run_seconds(pids) - before, time.monotonic() - started
+        ticked = cpu_seconds(pids) - ticks_before
         after, switched_after = per_process_cpu(system), per_process_switches(system)
         assert placed["failures"] == 0, f"{placed['failures']} orders not placed"
         # The reference request, on the same system right after.
-        before_get = cpu_seconds(pids)
+        before_get = run_seconds(pids)
         got = run_load(
             system,
             "/api/users/currentuser",
@@ -237,7 +250,7 @@ async def measure(
             concurrency=concurrency,
             headers_file=headers,
         )
-        get_ms = (cpu_seconds(pids) - before_get) / got["requests"] * 1000
+        get_ms = (run_seconds(pids) - before_get) / got["requests"] * 1000
         for name in (bodies, headers):
             os.unlink(name)
         for buyer in buyers:
@@ -246,6 +259,7 @@ async def measure(
             {
                 "size": size,
                 "ms": spent / orders * 1000,
+                "ticks_ms": ticked / orders * 1000,
                 "over_idle_ms": (spent - idle * elapsed) / orders * 1000,
                 "elapsed": elapsed,
                 "p50_ms": placed["p50_ms"],
@@ -263,7 +277,8 @@ async def measure(
         )
         print(
             f"  {size:>6} tickets: {results[-1]['ms']:.2f} ms CPU/order "
-            f"({results[-1]['over_idle_ms']:.2f} over idle), load {results[-1]['load']:.1f}",
+            f"({results[-1]['over_idle_ms']:.2f} over idle; in clock ticks "
+            f"{results[-1]['ticks_ms']:.2f}), load {results[-1]['load']:.1f}",
             flush=True,
         )
     for seller in sellers:
@@ -336,7 +351,8 @@ def main() -> int:
         print(
             f"  {result['size']:>6} tickets: {result['ms']:6.2f} ms ({result['ms'] / small:.2f}x;"
             f" goal {goal}), over idle {result['over_idle_ms']:.2f} ms, "
-            f"{result['elapsed']:.1f} s, order p50 {result['p50_ms']:.0f} ms, "
+            f"{result['elapsed']:.1f} s, in clock ticks {result['ticks_ms']:.2f} ms, "
+            f"order p50 {result['p50_ms']:.0f} ms, "
             f"GET currentuser {result['get_ms']:.2f} ms, load {result['load']:.1f}, "
             f"speed probe {result['probe_ms']:.0f} ms"
         )

@@ -134,9 +134,10 @@ async def current_user(request: Request) -> UserPayload | None:
     return verify_session(token, request.app.state.settings.jwt_public_key)
 
 
-async def require_user(
-    user: Annotated[UserPayload | None, Depends(current_user)],
-) -> UserPayload:
+async def require_user(request: Request) -> UserPayload:
+    # Not a dependency on current_user: each level of dependencies costs FastAPI a solve per
+    # request, and a route takes one or the other.
+    user = await current_user(request)
     if user is None:
         raise Unauthenticated()
     return user

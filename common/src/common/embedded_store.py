@@ -16,7 +16,7 @@ make the queries the services make cost what they cost on MongoDB with its index
   that order and applies the whole filter to each, stopping once the page is full (see
   `_Ordering`); `find_one` is a cursor with a limit of one;
 - a cursor with a limit copies only the documents it returns (mongomock copied, and made
-  timezone-aware, every matching document before cutting the page), in one pass (`_copied`)
+  timezone-aware, every matching document before cutting the page), in one pass (`copied`)
   when it returns them whole or with top-level fields included or excluded (`projected_page`,
   also used by find_one_and_update);
 - expired documents are removed at most once per `TTL_MONITOR_SECONDS` per collection instead
@@ -35,7 +35,8 @@ make the queries the services make cost what they cost on MongoDB with its index
   fields to `str`) pass plain dicts, lists and scalars by type, leaving every other type to
   their own code (`_plain_patch`, `_plain_normalize`); the simple filters of the services'
   writes and partial indexes (equality on strings, ObjectIds, booleans and integers, `$eq`,
-  `$ne`, also against an array of such values, `$exists`) are tested without mongomock's
+  `$ne`, also against an array of such values, `$exists`, and `$gt`/`$gte`/`$lt`/`$lte`
+  between integers, strings or naive dates) are tested without mongomock's
   general filter machinery, with its answers (`_quick_match`; anything else goes to
   `filter_applies`).
 
@@ -47,7 +48,6 @@ by `client()`. The store is used from one thread (each service's event loop; the
 test server's loop); the orderings change under mongomock's own store lock all the same.
 """
 
-import copy
 import functools
 import heapq
 import itertools
@@ -55,10 +55,12 @@ import time
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
+from operator import ge, gt, le, lt
 from typing import Any
 
 from bson import ObjectId
 
+from common.embedded_copies import SHARED, copied, projected_page
 from common.embedded_updates import id_candidates
 
 TTL_MONITOR_SECONDS = 1.0
@@ -472,86 +474,6 @@ def _unique_by_buckets(collection: Any, new_data: Mapping[str, Any]) -> bool:
     return True
 
 
-_SHARED = frozenset({str, int, float, bool, type(None), bytes, ObjectId})
-
-
-def _copied(value: Any, aware: bool) -> Any:
-    """What mongomock returns for a stored value read whole: its copy (dicts and lists anew,
-    anything else `copy.copy`), with every date made UTC-aware when `aware` (the client's
-    tz_aware); one pass instead of mongomock's two. Immutable scalars are shared, not copied."""
-    from mongomock import helpers
-
-    kind = type(value)
-    if kind in _SHARED:
-        return value
-    if isinstance(value, dict):
-        return {key: _copied(item, aware) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copied(item, aware) for item in value]
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=helpers.utc) if aware else value
-    if aware and isinstance(value, tuple):  # mongomock's copy keeps it; its aware pass lists it
-        return [helpers.make_datetime_timezone_aware_in_document(item) for item in value]
-    return copy.copy(value)
-
-
-def _projection_plan(projection: Any) -> tuple[bool, frozenset[str], bool] | None:
-    """(include, fields, keep _id) for a projection of top-level fields all included or all
-    excluded, `_id` either way (the services' `{"outbox": 0}`, `{"buyer_slot": 1}`); None for
-    any other, which mongomock's own code projects."""
-    if type(projection) is not dict:
-        return None
-    keep_id = projection.get("_id", 1)
-    flags = {flag for name, flag in projection.items() if name != "_id"}
-    fields = frozenset(name for name in projection if name != "_id")
-    if (
-        len(flags) != 1
-        or any(type(flag) not in (int, bool) for flag in (*flags, keep_id))
-        or any(type(name) is not str or not name or "." in name or "$" in name for name in fields)
-    ):
-        return None
-    return bool(flags.pop()), fields, bool(keep_id)
-
-
-def _projected(
-    document: Mapping[str, Any], plan: tuple[bool, frozenset[str], bool], aware: bool
-) -> dict[str, Any] | None:
-    """What mongomock's `_copy_only_fields` (then its aware pass, when `aware`) makes of
-    `document` under `plan`, in one pass; None when only mongomock can tell (an `_id` that is
-    not a plain value)."""
-    include, fields, keep_id = plan
-    if "_id" in document and type(document["_id"]) not in _SHARED:
-        return None
-    if include:
-        # mongomock: the included fields in the document's order, then `_id`.
-        copy = {key: _copied(value, aware) for key, value in document.items() if key in fields}
-        copy.pop("_id", None)
-        if keep_id and "_id" in document:
-            copy["_id"] = document["_id"]
-        return copy
-    copy = {key: _copied(value, aware) for key, value in document.items() if key not in fields}
-    if not keep_id:
-        copy.pop("_id", None)
-    return copy
-
-
-def projected_page(documents: list[Any], projection: Any, aware: bool) -> list[Any] | None:
-    """The documents as mongomock's projection (none: whole copies) and its aware pass make
-    them, or None when only mongomock can tell."""
-    if projection is None:
-        return [_copied(document, aware) for document in documents]
-    plan = _projection_plan(projection)
-    if plan is None:
-        return None
-    page = []
-    for document in documents:
-        copy = _projected(document, plan, aware)
-        if copy is None:
-            return None
-        page.append(copy)
-    return page
-
-
 def _store_key(document: Mapping[str, Any]) -> Any:
     from mongomock import helpers
 
@@ -566,6 +488,10 @@ ORIGINAL_WALKS: dict[str, Any] = {}
 # value has the same exact type (so 1 == 1.0 == True, which Python says and BSON does not, never
 # comes up: an int is compared with an int only).
 _QUICK_TYPES = frozenset({str, ObjectId, bool, int})
+
+
+_ORDERINGS = {"$gt": gt, "$gte": ge, "$lt": lt, "$lte": le}
+_ORDERED_TYPES = frozenset({int, str, datetime})
 
 
 def _quick_field(document: Mapping[str, Any], field: str, condition: Any) -> bool | None:
@@ -583,6 +509,14 @@ def _quick_field(document: Mapping[str, Any], field: str, condition: Any) -> boo
     [(operator, operand)] = condition.items()
     if operator == "$exists" and type(operand) is bool:
         return (value is not _MISSING) is operand
+    if operator in _ORDERINGS:
+        # Between two values of one exact type that Python orders as BSON does (the rate limits'
+        # window end, timers' due time); anything else, a missing field included, is mongomock's.
+        if type(operand) not in _ORDERED_TYPES or type(value) is not type(operand):
+            return None
+        if type(value) is datetime and (value.tzinfo or operand.tzinfo):
+            return None  # the store's dates are naive: an aware one is mongomock's to judge
+        return bool(_ORDERINGS[operator](value, operand))
     if type(operand) not in _QUICK_TYPES:
         return None
     if operator == "$eq":
@@ -677,7 +611,7 @@ def _plain_patch(original: Any) -> Any:
 
     def patch(value: Any) -> Any:
         kind = type(value)
-        if kind in _SHARED:
+        if kind in SHARED:
             return value
         if kind is dict:
             return {key: patch(item) for key, item in value.items()}
@@ -694,7 +628,7 @@ def _plain_normalize(original: Any) -> Any:
 
     def normalize(value: Any) -> Any:
         kind = type(value)
-        if kind in _SHARED:
+        if kind in SHARED:
             return value
         if kind is dict:
             return {normalize(key): normalize(item) for key, item in value.items()}
@@ -825,7 +759,7 @@ def install() -> None:
                 # The factory yields copies one by one, after filtering and sorting.
                 page = list(itertools.islice(self._factory(), count))[self._skip :]
             elif self._projection is None:
-                page = [_copied(document, aware) for document in found[self._skip :]]
+                page = [copied(document, aware) for document in found[self._skip :]]
                 aware = False  # done
             else:
                 projected = projected_page(found[self._skip :], self._projection, aware)

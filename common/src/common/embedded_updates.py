@@ -27,6 +27,8 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
+from common.embedded_copies import projected_page
+
 _OPERATORS = frozenset({"$set", "$inc", "$push", "$pull"})
 
 _installed = False
@@ -133,9 +135,6 @@ def install() -> None:
     from mongomock import DuplicateKeyError, OperationFailure, helpers
     from mongomock.collection import Collection, _inc_updater, _set_updater
     from mongomock.filtering import filter_applies
-
-    # Not at the top: common.embedded_store imports this module.
-    from common.embedded_store import projected_page
 
     update = Collection._update
 
