@@ -20,8 +20,10 @@ make the queries the services make cost what they cost on MongoDB with its index
   when it returns them whole or with top-level fields included or excluded (`projected_page`,
   also used by find_one_and_update);
 - expired documents are removed at most once per `TTL_MONITOR_SECONDS` per collection instead
-  of on every access. MongoDB's own TTL monitor runs every 60 seconds, so nothing may rely on
-  an expired document being gone sooner; the services never do;
+  of on every access, and a removal reads only the expired documents, in the order of the
+  date that expires them (`_Expiries`; mongomock tests every document). MongoDB's own TTL
+  monitor runs every 60 seconds, so nothing may rely on an expired document being gone
+  sooner; the services never do;
 - the unique-index check after each insert and update (which mongomock makes with a scan of
   the collection per unique index) reads only the documents whose indexed fields may hold the
   new document's values: a bucket of an ordering with no sort (`_unique_by_buckets`). This is
@@ -231,14 +233,78 @@ class _Ordering:
             yield key
 
 
+class _Expiries:
+    """A TTL index's documents by the date that expires them, so that a pass of the TTL monitor
+    reads the expired documents only (mongomock reads every document of the collection).
+
+    mongomock expires a document when its field is a date, or a list whose earliest date (its
+    `_get_min_datetime_from_value`) is one, at least `expireAfterSeconds` ago; any other value
+    never expires. Plain naive dates (what the store keeps) are kept in date order; a list or
+    an aware date goes to `odd`, which every pass tests whole with mongomock's own check; a
+    document whose field is anything else is not held at all.
+    """
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.dated: list[tuple[datetime, int, Any]] = []
+        self.entries: dict[Any, tuple[datetime, int, Any]] = {}
+        self.odd: set[Any] = set()
+
+    def fill(self, documents: Mapping[Any, Any], positions: Mapping[Any, int]) -> None:
+        """Hold every document of the store (one sort, instead of an insertion each)."""
+        for key, document in documents.items():
+            value = document.get(self.field)
+            if type(value) is datetime and value.tzinfo is None:
+                element = (value, positions[key], key)
+                self.dated.append(element)
+                self.entries[key] = element
+            elif isinstance(value, list | datetime):
+                self.odd.add(key)
+        self.dated.sort()
+
+    def put(self, key: Any, document: Mapping[str, Any], position: int) -> None:
+        value = document.get(self.field)
+        held = self.entries.get(key)
+        if held is not None and type(value) is datetime and held[0] == value:
+            return  # the same date (its only change that matters here)
+        self.remove(key)
+        if type(value) is datetime and value.tzinfo is None:
+            element = (value, position, key)
+            insort(self.dated, element)
+            self.entries[key] = element
+        elif isinstance(value, list | datetime):
+            self.odd.add(key)
+
+    def remove(self, key: Any) -> None:
+        self.odd.discard(key)
+        element = self.entries.pop(key, None)
+        if element is not None:
+            del self.dated[bisect_left(self.dated, element)]
+
+    def expired(self, documents: Mapping[Any, Any], meets_expiry: Any) -> list[Any]:
+        """The store keys of the documents `meets_expiry(value)` (mongomock's check) expires:
+        the dated ones up to the first that has not expired (a later date expires later),
+        and the odd ones each tested."""
+        found = []
+        for value, _, key in self.dated:
+            if not meets_expiry(value):
+                break
+            found.append(key)
+        found += [key for key in self.odd if meets_expiry(documents[key].get(self.field))]
+        return found
+
+
 class _Orderings:
-    """A collection store's orderings, kept up to date by every write once one is used."""
+    """A collection store's orderings (and TTL indexes' expiry orders), kept up to date by every
+    write once one is used."""
 
     def __init__(self, documents: Mapping[Any, Any]) -> None:
         self.positions = {key: position for position, key in enumerate(documents)}
         self._next = itertools.count(len(self.positions))
         # (equality fields, sort, the partial filter's repr or None) -> its ordering
         self.by_shape: dict[tuple[Any, ...], _Ordering] = {}
+        # a TTL index's field -> its documents by expiry date
+        self.by_expiry: dict[str, _Expiries] = {}
 
     def put(self, key: Any, document: Mapping[str, Any]) -> None:
         position = self.positions.get(key)
@@ -246,11 +312,22 @@ class _Orderings:
             position = self.positions[key] = next(self._next)
         for ordering in self.by_shape.values():
             ordering.put(key, document, position)
+        for expiries in self.by_expiry.values():
+            expiries.put(key, document, position)
 
     def remove(self, key: Any) -> None:
         self.positions.pop(key, None)
         for ordering in self.by_shape.values():
             ordering.remove(key)
+        for expiries in self.by_expiry.values():
+            expiries.remove(key)
+
+    def expiries(self, documents: Mapping[Any, Any], field: str) -> _Expiries:
+        expiries = self.by_expiry.get(field)
+        if expiries is None:
+            expiries = self.by_expiry[field] = _Expiries(field)
+            expiries.fill(documents, self.positions)
+        return expiries
 
     def ordering(
         self,
@@ -646,6 +723,7 @@ def install() -> None:
     global _installed
     if _installed:
         return
+    import mongomock
     from mongomock import helpers
     from mongomock.collection import Collection, Cursor
     from mongomock.store import CollectionStore
@@ -739,7 +817,30 @@ def install() -> None:
         if now - getattr(self, "_gittix_last_expiry", -TTL_MONITOR_SECONDS) < TTL_MONITOR_SECONDS:
             return
         self._gittix_last_expiry = now
-        remove_expired(self)
+        for index in list(self._ttl_indexes.values()):
+            expire_by_date(self, index)
+
+    def expire_by_date(self: Any, index: Mapping[str, Any]) -> None:
+        """mongomock's `_expire_documents` for one TTL index, reading only what has expired."""
+        try:
+            expiry = int(index["expireAfterSeconds"])
+        except (ValueError, TypeError):
+            self._expire_documents(index)  # mongomock ignores the index: so does it here
+            return
+        keys = list(index["key"])
+        field = keys[0][0] if len(keys) == 1 else None
+        if not isinstance(field, str) or "." in field:
+            self._expire_documents(index)  # compound, or a path mongomock never finds
+            return
+        ttl_now = mongomock.utcnow()  # type: ignore[attr-defined]  # re-exported, untyped
+        orderings = _orderings(self)
+        with self._rwlock.reader():
+            expiries = orderings.expiries(self._documents, field)
+            expired = expiries.expired(
+                self._documents, lambda value: self._value_meets_expiry(value, expiry, ttl_now)
+            )
+        for key in expired:
+            del self[key]
 
     compute_results = Cursor._compute_results
 
