@@ -15,14 +15,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import mongomock
-from common import embedded_store
 from mongomock.store import CollectionStore
+
+from common import embedded_store
 
 PASSES = 20
 
 
 def documents(size: int, kind: str) -> list[dict[str, Any]]:
-    now = datetime.utcnow()  # noqa: DTZ003 - the store keeps naive UTC dates
+    now = datetime.utcnow()
     if kind == "pending":
         return [{"_id": number, "due_at": now} for number in range(size)]
     return [{"_id": number, "ended_at": now + timedelta(seconds=number)} for number in range(size)]
