@@ -56,7 +56,14 @@ def random_value(rng: random.Random, *, odd: bool) -> Any:
     roll = rng.random()
     if odd and roll < 0.08:
         return rng.choice(
-            [[rng.randint(0, 3), "x"], [], {"k": rng.randint(0, 2)}, EPOCH, float("nan")]
+            [
+                [rng.randint(0, 3), "x"],
+                [rng.randint(0, 3), rng.randint(0, 3)],
+                [],
+                {"k": rng.randint(0, 2)},
+                EPOCH,
+                float("nan"),
+            ]
         )
     return rng.choice([None, 0, 1, 1.0, 2, 2.5, True, False, "x", "y", "", ObjectId("0" * 24), -1])
 
@@ -92,6 +99,17 @@ def random_filter(rng: random.Random, ids: list[Any], *, odd: bool) -> dict[str,
         filter["_id"] = {"$in": rng.sample(ids, min(len(ids), 3))}
     elif roll < 0.45:
         filter["a"] = {"$in": [random_value(rng, odd=odd), None]}
+    elif roll < 0.75:
+        # What comes after a position, as common.pagination asks for the next page.
+        operator = rng.choice(["$lt", "$gt"])
+        position = rng.choice(
+            [EPOCH + timedelta(seconds=rng.randint(0, 20)), random_value(rng, odd=odd)]
+        )
+        after = rng.choice([*ids, rng.randint(0, 40), ObjectId()]) if ids else 1
+        filter["$or"] = [
+            {"s": {operator: position}},
+            {"s": position, "_id": {operator: after}},
+        ]
     return filter
 
 
@@ -217,6 +235,38 @@ async def test_a_page_reads_only_its_documents_when_an_index_serves_it(counted: 
         every = await tickets.find({"order_id": None}).sort(SORT).to_list(None)
     assert len(every) == 2960
     assert first.documents == every[:20] and second.documents == every[20:40]
+
+
+async def test_a_page_deep_in_the_list_reads_only_its_documents(counted: list[Any]) -> None:
+    tickets = await store_tickets(3000)
+    with mongomock_own():
+        every = await tickets.find({"order_id": None}).sort(SORT).to_list(None)
+    after = None
+    for _ in range(100):
+        counted.clear()
+        page = await read_page(tickets, {"order_id": None}, limit=20, after=after)
+        assert page.next_cursor is not None
+        after = decode_cursor(page.next_cursor)
+
+    # The 100th page (2,000 tickets in) starts where the 99th ended, as an index scan would.
+    assert len(counted) <= 21
+    assert page.documents == every[1980:2000]
+
+
+def test_a_page_after_a_position_still_finds_an_array_ordered_before_it() -> None:
+    # [5, 0] sorts by 5, before the position 2, yet matches "below 2" by its 0: a walk that
+    # started past the position would miss it.
+    embedded_store.install()
+    collection: Any = mongomock.MongoClient()["pages"]["arrays"]
+    collection.create_index([("s", -1), ("_id", -1)])
+    collection.insert_many(
+        [{"_id": 1, "s": [5, 0]}, {"_id": 2, "s": 3}, {"_id": 3, "s": 1}, {"_id": 4, "s": 2}]
+    )
+    after = {"$or": [{"s": {"$lt": 2}}, {"s": 2, "_id": {"$lt": 9}}]}
+
+    page = list(collection.find(after).sort([("s", -1), ("_id", -1)]).limit(5))
+
+    assert [document["_id"] for document in page] == [1, 4, 3]
 
 
 async def test_a_sort_no_index_serves_still_reads_every_document(counted: list[Any]) -> None:

@@ -14,7 +14,9 @@ make the queries the services make cost what they cost on MongoDB with its index
 - a cursor with a sort and a limit whose sort a declared index serves (the index's fields are
   fields the filter names by plain equality, then the sort's fields) walks the documents in
   that order and applies the whole filter to each, stopping once the page is full (see
-  `_Ordering`); `find_one` is a cursor with a limit of one;
+  `_Ordering`); `find_one` is a cursor with a limit of one; a page after a position (the next
+  page of common.pagination) starts its walk at that position (`_Ordering.seek_key`) rather
+  than reading every earlier document again;
 - a cursor with a limit copies only the documents it returns (mongomock copied, and made
   timezone-aware, every matching document before cutting the page), in one pass (`copied`)
   when it returns them whole or with top-level fields included or excluded (`projected_page`,
@@ -54,7 +56,7 @@ import functools
 import heapq
 import itertools
 import time
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from operator import ge, gt, le, lt
@@ -142,6 +144,15 @@ class _Ordering:
         self.buckets: dict[Any, list[Element]] = {}
         self.entries: dict[Any, tuple[Any, Element]] = {}
         self.unordered: set[Any] = set()
+        # Documents with an array in a sort field: ordered by one element, matched by any, so a
+        # walk may not skip past them (see `walk`'s `after`).
+        self.arrays: set[Any] = set()
+
+    def _note_arrays(self, key: Any, document: Mapping[str, Any]) -> None:
+        if any(isinstance(document.get(field), list | tuple) for field, _ in self.sort):
+            self.arrays.add(key)
+        else:
+            self.arrays.discard(key)
 
     def _bucket(self, document: Mapping[str, Any]) -> Any:
         values = []
@@ -176,6 +187,7 @@ class _Ordering:
         for key, document in documents.items():
             if not self._holds(document):
                 continue
+            self._note_arrays(key, document)
             sort_key = self._key(document)
             if sort_key is None:
                 self.unordered.add(key)
@@ -194,6 +206,7 @@ class _Ordering:
         if not self._holds(document):
             self.remove(key)
             return
+        self._note_arrays(key, document)
         sort_key = self._key(document)
         if sort_key is None:
             self.remove(key)
@@ -212,6 +225,7 @@ class _Ordering:
 
     def remove(self, key: Any) -> None:
         self.unordered.discard(key)
+        self.arrays.discard(key)
         old = self.entries.pop(key, None)
         if old is not None:
             self._take_out(*old)
@@ -222,15 +236,51 @@ class _Ordering:
         if not elements:
             del self.buckets[bucket]
 
-    def walk(self, values: tuple[Any, ...]) -> Iterator[Any]:
-        """The store keys of the documents the filter's equality `values` may match, in order."""
+    def walk(self, values: tuple[Any, ...], after: tuple[Any, ...] | None = None) -> Iterator[Any]:
+        """The store keys of the documents the filter's equality `values` may match, in order;
+        with `after` (a sort key), only those whose sort key comes after it."""
         lists = [self.buckets.get(values, [])]
         if self.prefix:
             lists.append(self.buckets.get(_ANY_VALUE, []))
+        if after is not None:
+            # Past every element whose key is `after` or earlier: (after, inf) sorts after them.
+            bound = (after, float("inf"))
+            lists = [elements[bisect_right(elements, bound) :] for elements in lists]
         lists = [elements for elements in lists if elements]
+        if not lists:
+            return
         merged: Iterable[Element] = lists[0] if len(lists) == 1 else heapq.merge(*lists)
         for _, _, key in merged:
             yield key
+
+    def seek_key(self, filter: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """For a filter asking for what comes after a position in this ordering's sort (the
+        pages of common.pagination: `{"$or": [{f: {"$lt": x}}, {f: x, g: {"$lt": y}}]}` for a
+        sort on f and g descending, `$gt` ascending), the sort key of that position: every
+        document up to it fails the filter, so a walk may start past it. None for any other
+        filter, a sort on a dotted field, or while a document has an array in a sort field."""
+        if len(self.sort) != 2 or self.arrays:
+            return None
+        (first, direction), (second, other) = self.sort
+        if direction != other or "." in first or "." in second:
+            return None
+        operator = "$lt" if direction < 0 else "$gt"
+        branches = filter.get("$or")
+        if type(branches) is not list or len(branches) != 2:
+            return None
+        before, tie = branches
+        if type(before) is not dict or type(tie) is not dict or list(before) != [first]:
+            return None
+        bound = before[first]
+        if type(bound) is not dict or list(bound) != [operator] or set(tie) != {first, second}:
+            return None
+        position = bound[operator]
+        tied = tie[second]
+        if type(tied) is not dict or list(tied) != [operator] or tie[first] != position:
+            return None
+        if type(tie[first]) is not type(position):
+            return None
+        return self._key({first: position, second: tied[operator]})
 
 
 class _Expiries:
@@ -436,7 +486,7 @@ def _walk_page(cursor: Any, count: int) -> list[Any] | None:
         if ordering.unordered:
             return None
         found: list[Any] = []
-        for key in ordering.walk(values):
+        for key in ordering.walk(values, ordering.seek_key(cursor._spec)):
             document = documents[key]
             if _applies(cursor._spec, document):
                 found.append(document)
