@@ -44,6 +44,19 @@ def ticket(ticket_id: str) -> TicketCreated:
     return TicketCreated(id=ticket_id, version=0, title="Gig", price=Decimal("5"), user_id="u1")
 
 
+def ticket_ids(messages: list[Msg]) -> list[str]:
+    return [Envelope.model_validate_json(m.data).data["id"] for m in messages]
+
+
+async def three_fetched(bus: TestBus) -> tuple[PullInbox, list[Msg]]:
+    """A fetch once three tickets are pending: it brings them all at once."""
+    pulls = await pulls_for(bus)
+    for number in range(3):
+        await bus.publish(ticket(f"t{number}"))
+    async with asyncio.timeout(10):
+        return pulls, await pulls.fetch(10, timeout=LONG_FETCH_SECONDS)
+
+
 async def waiting_requests(bus: TestBus) -> int:
     return (await bus.js.consumer_info(STREAM_NAME, DURABLE)).num_waiting or 0
 
@@ -83,11 +96,7 @@ async def test_a_message_is_handed_over_at_once_after_an_earlier_requests_late_s
 
 
 async def test_messages_pending_go_out_in_one_fetch_in_order(bus: TestBus) -> None:
-    pulls = await pulls_for(bus)
-    for number in range(3):
-        await bus.publish(ticket(f"t{number}"))
-    async with asyncio.timeout(10):
-        messages = await pulls.fetch(10, timeout=LONG_FETCH_SECONDS)
+    _, messages = await three_fetched(bus)
     assert [m.metadata.sequence.stream for m in messages] == sorted(
         m.metadata.sequence.stream for m in messages
     )
@@ -119,15 +128,11 @@ async def test_closing_ends_the_open_request_so_the_next_message_goes_to_another
     # come back only after ack_wait (30 s).
     async with asyncio.timeout(10):
         messages = await other.fetch(10, timeout=LONG_FETCH_SECONDS)
-    assert [Envelope.model_validate_json(m.data).data["id"] for m in messages] == ["t1"]
+    assert ticket_ids(messages) == ["t1"]
 
 
 async def test_what_a_closing_inbox_held_goes_back_at_once(bus: TestBus) -> None:
-    first = await pulls_for(bus)
-    for number in range(3):
-        await bus.publish(ticket(f"t{number}"))
-    async with asyncio.timeout(10):
-        taken = await first.fetch(10, timeout=LONG_FETCH_SECONDS)
+    first, taken = await three_fetched(bus)
     first.hold(taken)
     await first.close()
     other = PullInbox(bus.js, DURABLE)
@@ -136,7 +141,7 @@ async def test_what_a_closing_inbox_held_goes_back_at_once(bus: TestBus) -> None
     async with asyncio.timeout(10):
         while len(got) < 3:
             messages = await other.fetch(10, timeout=LONG_FETCH_SECONDS)
-            got += [Envelope.model_validate_json(m.data).data["id"] for m in messages]
+            got += ticket_ids(messages)
     assert sorted(got) == ["t0", "t1", "t2"]
 
 
@@ -176,7 +181,7 @@ async def test_after_the_server_crashes_and_restarts_a_waiting_fetch_asks_again(
         # would wait out its 60 s.
         async with asyncio.timeout(10):
             messages = await fetching
-        assert [Envelope.model_validate_json(m.data).data["id"] for m in messages] == ["t1"]
+        assert ticket_ids(messages) == ["t1"]
     finally:
         await nc.close()
         server.stop()
