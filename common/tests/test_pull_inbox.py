@@ -2,7 +2,8 @@
 whatever an earlier request's late status says; an empty fetch ends within its timeout; a
 consumer deleted under a waiting fetch fails it (the listener loop then subscribes again);
 closing ends the open request at once; after the server crashed and came back, a waiting fetch
-asks again rather than waiting out a request the server has forgotten."""
+asks again rather than waiting out a request the server has forgotten; a server stopping in order
+is waited out, not reported as a failed fetch."""
 
 import asyncio
 from decimal import Decimal
@@ -179,6 +180,48 @@ async def test_after_the_server_crashes_and_restarts_a_waiting_fetch_asks_again(
             await publisher.close()
         # The request the fetch was waiting on died with the server: without asking again it
         # would wait out its 60 s.
+        async with asyncio.timeout(10):
+            messages = await fetching
+        assert ticket_ids(messages) == ["t1"]
+    finally:
+        await nc.close()
+        server.stop()
+
+
+async def test_a_server_stopping_in_order_is_waited_out_not_taken_for_a_failure(
+    tmp_path: Path,
+) -> None:
+    # A server told to stop answers each open request "409 Server Shutdown"; before, the fetch
+    # raised it and each listener logged a failed fetch (every rolling restart of NATS).
+    port = free_port()
+    server = start_nats_server(tmp_path, port=port)
+    url = f"nats://127.0.0.1:{port}"
+    nc, js = await connect_bus(url, name="svc")
+    try:
+        await ensure_stream(js)
+        await js.add_consumer(STREAM_NAME, config=CONSUMER)
+        pulls = PullInbox(js, DURABLE)
+        await pulls.subscribe()
+        fetching = asyncio.create_task(pulls.fetch(10, timeout=LONG_FETCH_SECONDS))
+        await wait_until(
+            lambda: _waiting(js), timeout=10, message="the fetch's request never arrived"
+        )
+        reconnects = nc.stats["reconnects"]
+        server.stop()  # SIGTERM: the server stops in order
+        server = start_nats_server(tmp_path, port=port)
+        await wait_until(
+            lambda: nc.stats["reconnects"] > reconnects and nc.is_connected,
+            timeout=20,
+            message="the listener's connection never came back",
+        )
+        assert not fetching.done()  # still waiting, not failed
+        publisher = await nats.connect(url)
+        try:
+            await publisher.jetstream().publish(
+                TicketCreated.subject, Envelope.wrap(ticket("t1")).to_bytes()
+            )
+        finally:
+            await publisher.close()
         async with asyncio.timeout(10):
             messages = await fetching
         assert ticket_ids(messages) == ["t1"]

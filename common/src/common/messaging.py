@@ -748,6 +748,9 @@ _EXPIRY_MARGIN_SECONDS = 0.1
 # the listener loop reports it and, if it lasts, subscribes again (see ListenerRunner._run).
 _REQUEST_ENDED = {"404", "408"}
 _HEARTBEAT = "100"
+# The 409 a server stopping in order sends for each open request: not a failure. The next
+# request waits for the reconnect (or the fetch's timeout), never a loop of requests and 409s.
+_SERVER_SHUTDOWN = "Server Shutdown"
 # How long closing an inbox waits for the server's answer to its round trip.
 _CLOSE_SECONDS = 2.0
 
@@ -793,6 +796,8 @@ class PullInbox:
         self._open_until = 0.0
         self._stopped = False
         self._closed = False
+        # The server said it was shutting down: ask again only after a reconnect or a new fetch.
+        self._server_gone = False
         self._held: list[Msg] = []
         self._forget_reconnect: Callable[[], None] = lambda: None
 
@@ -806,6 +811,7 @@ class PullInbox:
 
     def _reconnected(self) -> None:
         """The server may have forgotten the open request: the fetch asks again now."""
+        self._server_gone = False
         self._ended()
         self._wake()
 
@@ -827,7 +833,9 @@ class PullInbox:
                     self._ended()  # served in full: the server has dropped the request
             elif msg.subject == self._reply and status != _HEARTBEAT:
                 self._ended()
-                if status not in _REQUEST_ENDED:
+                if _description(msg) == _SERVER_SHUTDOWN:
+                    self._server_gone = True
+                elif status not in _REQUEST_ENDED:
                     failure = msg
         if failure is not None and not messages:
             raise APIError.from_msg(failure)
@@ -845,6 +853,7 @@ class PullInbox:
     async def fetch(self, batch: int, *, timeout: float) -> list[Msg]:
         """Up to `batch` messages, as soon as there is at least one; TimeoutError when none
         came within `timeout` seconds."""
+        self._server_gone = False
         messages = self._take()
         if messages:
             return messages
@@ -854,11 +863,12 @@ class PullInbox:
             now = loop.time()
             if now >= deadline or self._stopped:
                 raise TimeoutError
-            if self._open_until <= now:
+            if self._open_until <= now and not self._server_gone:
                 await self._request(batch, timeout, now)
             self._waiter = loop.create_future()
+            until = deadline if self._server_gone else min(deadline, self._open_until)
             try:
-                async with asyncio.timeout_at(min(deadline, self._open_until)):
+                async with asyncio.timeout_at(until):
                     await self._waiter
             except TimeoutError:
                 pass
@@ -918,6 +928,10 @@ class PullInbox:
             return self._take()
         except APIError:
             return []
+
+
+def _description(msg: Msg) -> str:
+    return (msg.headers or {}).get("Description") or ""
 
 
 def _status(msg: Msg) -> str | None:
