@@ -83,12 +83,9 @@ def run_seconds(pids: list[int]) -> float:
     return scheduled(pids)[0]
 
 
-def per_process_cpu(system: RunningSystem) -> dict[str, float]:
-    return {name: run_seconds(tree(pid)) for name, pid in system.system.pids().items()}
-
-
-def per_process_switches(system: RunningSystem) -> dict[str, int]:
-    return {name: scheduled(tree(pid))[1] for name, pid in system.system.pids().items()}
+def per_process(system: RunningSystem) -> dict[str, tuple[float, int]]:
+    """Each process's (CPU seconds, switches), from one read of its threads' counters."""
+    return {name: scheduled(tree(pid)) for name, pid in system.system.pids().items()}
 
 
 async def settled(nats_url: str, timeout: float = 300.0) -> None:
@@ -224,7 +221,7 @@ async def measure(
         idle = await idle_rate(system, idle_seconds)
         probe = speed_probe()
         pids = system_pids(system)
-        processes, switched = per_process_cpu(system), per_process_switches(system)
+        processes = per_process(system)
         ticks_before = cpu_seconds(pids)
         before, started = run_seconds(pids), time.monotonic()
         placed = run_load(
@@ -239,7 +236,7 @@ async def measure(
         await settled(system.nats_url)
         spent, elapsed = run_seconds(pids) - before, time.monotonic() - started
         ticked = cpu_seconds(pids) - ticks_before
-        after, switched_after = per_process_cpu(system), per_process_switches(system)
+        after = per_process(system)
         assert placed["failures"] == 0, f"{placed['failures']} orders not placed"
         # The reference request, on the same system right after.
         before_get = run_seconds(pids)
@@ -267,11 +264,12 @@ async def measure(
                 "load": os.getloadavg()[0],
                 "probe_ms": (probe + speed_probe()) / 2 * 1000,
                 **{
-                    f"cpu {name}": (after[name] - processes[name]) / orders * 1000 for name in after
+                    f"cpu {name}": (after[name][0] - processes[name][0]) / orders * 1000
+                    for name in after
                 },
                 **{
-                    f"switches {name}": (switched_after[name] - switched[name]) / orders
-                    for name in switched_after
+                    f"switches {name}": (after[name][1] - processes[name][1]) / orders
+                    for name in after
                 },
             }
         )

@@ -200,6 +200,13 @@ async def attached_relay(
     return relay, outbox
 
 
+async def left_by_a_crash(database: Any) -> None:
+    """Ticket t1 at version 0 with its TicketCreated still pending, as a crash leaves it."""
+    await database.tickets.insert_one(
+        {"_id": "t1", "version": 0, "outbox": [outbox_entry(ticket_created("t1"))]}
+    )
+
+
 async def update_to_version_1(outbox: Outbox, database: Any) -> None:
     """Ticket t1 from version 0 to 1, TicketUpdated v1 in the same write."""
     await outbox.find_one_and_update(
@@ -262,9 +269,7 @@ async def test_a_newer_event_waits_for_an_older_one_a_failed_sweep_left_in_its_d
     bus: TestBus, database: Any
 ) -> None:
     # Left by a crash: the start's sweep finds it, and its publish fails.
-    await database.tickets.insert_one(
-        {"_id": "t1", "version": 0, "outbox": [outbox_entry(ticket_created("t1"))]}
-    )
+    await left_by_a_crash(database)
     relay, outbox = await attached_relay(database, FailingFirstPublish(bus.js), sweep=False)
     with pytest.raises(nats.errors.TimeoutError):
         await relay.relay_once()
@@ -279,9 +284,7 @@ async def test_a_newer_event_waits_for_an_older_one_a_failed_sweep_left_in_its_d
 async def test_an_event_written_before_the_first_sweep_waits_for_what_a_crash_left_in_its_document(
     bus: TestBus, database: Any
 ) -> None:
-    await database.tickets.insert_one(
-        {"_id": "t1", "version": 0, "outbox": [outbox_entry(ticket_created("t1"))]}
-    )
+    await left_by_a_crash(database)
     relay, outbox = await attached_relay(database, Publisher(bus.js), sweep=False)
     await update_to_version_1(outbox, database)
     await relay.relay_once()  # the start's pass

@@ -18,7 +18,7 @@ make the queries the services make cost what they cost on MongoDB with its index
   page of common.pagination) starts its walk at that position (`_Ordering.seek_key`) rather
   than reading every earlier document again;
 - a cursor with a limit copies only the documents it returns (mongomock copied, and made
-  timezone-aware, every matching document before cutting the page), in one pass (`copied`)
+  timezone-aware, every matching document before cutting the page), in one pass
   when it returns them whole or with top-level fields included or excluded (`projected_page`,
   also used by find_one_and_update);
 - expired documents are removed at most once per `TTL_MONITOR_SECONDS` per collection instead
@@ -64,7 +64,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from common.embedded_copies import SHARED, copied, projected_page
+from common.embedded_copies import SHARED, projected_page
 from common.embedded_updates import id_candidates
 
 TTL_MONITOR_SECONDS = 1.0
@@ -909,9 +909,6 @@ def install() -> None:
             if found is None:
                 # The factory yields copies one by one, after filtering and sorting.
                 page = list(itertools.islice(self._factory(), count))[self._skip :]
-            elif self._projection is None:
-                page = [copied(document, aware) for document in found[self._skip :]]
-                aware = False  # done
             else:
                 projected = projected_page(found[self._skip :], self._projection, aware)
                 if projected is None:
