@@ -143,6 +143,67 @@ async def test_an_update_by_id_gives_mongomock_s_own_answer_and_stored_documents
     assert in_order(after) == in_order(after_mongomock)
 
 
+# Upserts: expiration's timer (`$setOnInsert` on a plain `_id`) and the shapes around it.
+UPSERTS: list[tuple[dict[str, Any], dict[str, Any]]] = [
+    ({"_id": "new"}, {"$setOnInsert": {"due_at": NOW, "state": "pending", "trace": {"a": "b"}}}),
+    ({"_id": "t1"}, {"$setOnInsert": {"state": "dropped"}}),  # there already: left as it is
+    ({"_id": 8}, {"$setOnInsert": {"list": [1, [2]], "at": NOW}}),
+    ({"_id": 9}, {"$setOnInsert": {"code": "Y"}}),  # collides with a unique index
+    ({"_id": 10}, {"$setOnInsert": {"slot": 1, "holds": True}}),  # enters a partial one: collides
+    ({"_id": 11}, {"$setOnInsert": {"bad": {1, 2}}}),  # not BSON: mongomock's error
+    ({"_id": 12}, {"$setOnInsert": {"$bad": 1}}),  # not a field name
+    ({"_id": 13}, {"$setOnInsert": {}}),  # nothing to set
+    ({"_id": 14}, {"$setOnInsert": {"a.b": 1}}),  # dotted: mongomock's own
+    ({"_id": "t1", "state": "fired"}, {"$setOnInsert": {"n": 1}}),  # more than the _id
+    ({"_id": 1.0}, {"$setOnInsert": {"n": 1}}),  # a float _id: mongomock's own
+    ({"_id": "t1"}, {"$set": {"state": "x"}, "$setOnInsert": {"n": 1}}),  # another operator
+    ({"_id": "other"}, {"$set": {"state": "x"}}),
+]
+
+
+@pytest.mark.parametrize(("filter", "update"), UPSERTS)
+async def test_an_upsert_by_id_gives_mongomock_s_own_answer_and_stored_documents(
+    fresh: Callable[[], Any], filter: dict[str, Any], update: dict[str, Any]
+) -> None:
+    async def upsert(collection: Any) -> Any:
+        try:
+            result = await collection.update_one(filter, update, upsert=True)
+        except Exception as error:
+            return type(error).__name__
+        raw = {key: value for key, value in result.raw_result.items() if key != "connectionId"}
+        return (result.matched_count, result.modified_count, result.upserted_id, raw)
+
+    fast = await fresh()
+    answer = await upsert(fast)
+    after = [doc async for doc in fast.find({})]
+
+    with mongomock_own([(Collection, "_update")]):
+        plain = await fresh()
+        by_mongomock = await upsert(plain)
+        after_mongomock = [doc async for doc in plain.find({})]
+
+    assert in_order(answer) == in_order(by_mongomock)
+    assert in_order(after) == in_order(after_mongomock)
+
+
+async def test_an_upsert_of_a_timer_copies_no_document(
+    fresh: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collection = await fresh()
+    copies: list[Any] = []
+    monkeypatch.setattr(
+        "mongomock.collection.copy.deepcopy", lambda value, *rest: copies.append(value)
+    )
+
+    for key in ("t1", "new"):
+        await collection.update_one(
+            {"_id": key}, {"$setOnInsert": {"state": "pending"}}, upsert=True
+        )
+
+    assert copies == []
+    assert await collection.find_one({"_id": "new"}) == {"_id": "new", "state": "pending"}
+
+
 async def test_the_update_by_id_does_not_copy_the_whole_document(
     fresh: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,9 +12,10 @@ changed document as a new dict (a shallow copy with the changed fields replaced)
 place of the old one, with mongomock's own field setters, filter and unique-index check (skipped
 when the update changes no field a unique index reads through its key or partial filter: the
 outbox's pulls), so the stored result, the matched/modified counts and the errors are
-mongomock's. Anything else
-(upserts, `update_many`, dotted or positional paths, other operators, a field named twice) is
-mongomock's own `_update`.
+mongomock's. An upsert that only sets top-level fields on insert (`$setOnInsert`) of a document
+named by a plain `_id` (expiration's timers) inserts through mongomock's own insert, or leaves the
+document it finds untouched, without copying it. Anything else (other upserts, `update_many`,
+dotted or positional paths, other operators, a field named twice) is mongomock's own `_update`.
 
 `find_one_and_update` (mongomock: a copy of the document found, the update, then a copy read
 back by `_id`) updates the stored document it finds and copies it once (through mongomock's
@@ -25,11 +26,14 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ReturnDocument
 
 from common.embedded_copies import projected_page
 
 _OPERATORS = frozenset({"$set", "$inc", "$push", "$pull"})
+# `_id` values an upsert's fast path takes: equal only to values of their own type.
+_ID_TYPES = frozenset({str, ObjectId, int})
 
 _installed = False
 
@@ -82,6 +86,29 @@ def _narrow(document: Any) -> bool:
             if operator == "$pull" and not isinstance(value, dict):
                 return False
     return True
+
+
+def _insert_only(spec: Any, document: Any) -> bool:
+    """Whether an upsert names one document by a plain `_id` (a string, an ObjectId or an int)
+    and only sets top-level fields when it inserts (expiration's timers)."""
+    if type(spec) is not dict or list(spec) != ["_id"] or type(spec["_id"]) not in _ID_TYPES:
+        return False
+    if type(document) is not dict or list(document) != ["$setOnInsert"]:
+        return False
+    fields = document["$setOnInsert"]
+    return (
+        type(fields) is dict
+        and bool(fields)
+        and all(
+            type(field) is str
+            and field
+            and field != "_id"
+            and "." not in field
+            and not field.startswith("$")
+            and "\0" not in field
+            for field in fields
+        )
+    )
 
 
 def _keeps_id(projection: Any) -> bool:
@@ -183,8 +210,12 @@ def install() -> None:
         def mongomock_update() -> Any:
             return update(self, spec, document, upsert, manipulate, multi, check_keys, **options)
 
-        if upsert or manipulate or multi or check_keys or any(options.values()):
+        if manipulate or multi or check_keys or any(options.values()):
             return mongomock_update()
+        if upsert:
+            if not _insert_only(spec, document):
+                return mongomock_update()
+            return upsert_by_id(self, spec["_id"], document["$setOnInsert"])
         candidates = id_candidates(spec)
         if (
             candidates is None
@@ -227,6 +258,27 @@ def install() -> None:
                 store[key] = existing
                 raise
         result["nModified"] = 1
+        return result
+
+    def upsert_by_id(self: Any, key: Any, fields: dict[str, Any]) -> Any:
+        """mongomock's upsert of `{"$setOnInsert": fields}` on `{"_id": key}`, without its
+        copy of the document it finds (to tell that nothing changed) or of the one it builds."""
+        fields = helpers.patch_datetime_awareness_in_document(fields)
+        found = next(iter(self._iter_documents({"_id": key})), None)
+        result = {
+            "connectionId": self.database.client._id,
+            "err": None,
+            "n": 1,
+            "nModified": 0,
+            "ok": 1,
+            "upserted": None,
+            "updatedExisting": found is not None,
+        }
+        if found is None:
+            inserted: dict[str, Any] = {"_id": key}
+            for field, value in fields.items():
+                _set_updater(inserted, field, value)
+            result["upserted"] = self._insert(inserted)
         return result
 
     find_and_modify = Collection._find_and_modify
