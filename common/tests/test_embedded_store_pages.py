@@ -190,8 +190,12 @@ def test_a_sorted_page_is_what_mongomock_answers_after_any_writes(seed: int) -> 
             def first(filter: Any = filter, sort: Any = sort, projection: Any = projection) -> Any:
                 return collection.find_one(filter, projection, sort=sort)
 
-            def every(filter: Any = filter, projection: Any = projection) -> Any:
-                return list(collection.find(filter, projection)), collection.count_documents(filter)
+            def every(filter: Any = filter, projection: Any = projection, skip: int = skip) -> Any:
+                return (
+                    list(collection.find(filter, projection)),
+                    list(collection.find(filter, projection).skip(skip)),
+                    collection.count_documents(filter),
+                )
 
             fast_page, fast_first, fast_every = answer(page), answer(first), answer(every)
             with mongomock_own():

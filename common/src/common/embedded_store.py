@@ -595,7 +595,10 @@ def _unique_by_buckets(collection: Any, new_data: Mapping[str, Any]) -> bool:
             ordering = orderings.ordering(documents, fields, (), partial)
             matching = 0
             for candidate in ordering.walk(values):
-                if _applies(query, documents[candidate]):
+                document = documents[candidate]
+                # The new document itself is in the ordering only if it is in the index, and it
+                # has its own values: it matches without a test.
+                if document is new_data or _applies(query, document):
                     matching += 1
                     if matching > 1:
                         raise DuplicateKeyError("E11000 Duplicate Key Error", 11000)
@@ -897,14 +900,16 @@ def install() -> None:
 
     @functools.wraps(compute_results)
     def compute_page(self: Any, with_limit_and_skip: bool = False) -> Any:
-        if not with_limit_and_skip or not self._limit:
+        # Without a limit, only an unsorted answer (a buyer's held slots) is taken here: every
+        # document matching goes, through the same filter and copy as a page's.
+        if not with_limit_and_skip or (not self._limit and self._sort):
             return compute_results(self, with_limit_and_skip)
         key = (self._factory, self._skip, self._limit)
         if getattr(self, "_gittix_page_key", None) != key:
-            count = self._skip + abs(self._limit)
+            count = self._skip + abs(self._limit) if self._limit else None
             collection = self.collection
             aware = collection.codec_options.tz_aware
-            found = _walk_page(self, count)
+            found = None if count is None else _walk_page(self, count)
             if found is None and not self._sort:  # what the factory would filter, uncopied
                 found = list(itertools.islice(collection._iter_documents(self._spec), count))
             if found is None:
