@@ -41,7 +41,7 @@ make the queries the services make cost what they cost on MongoDB with its index
   writes and partial indexes (equality on strings, ObjectIds, booleans and integers, `$eq`,
   `$ne`, also against an array of such values, `$exists`, and `$gt`/`$gte`/`$lt`/`$lte`
   between integers, strings or naive dates) are tested without mongomock's
-  general filter machinery, with its answers (`_quick_match`; anything else goes to
+  general filter machinery, with its answers (`quick_match`; anything else goes to
   `filter_applies`).
 
 Answers are mongomock's own, in its order (ties in a sort keep the store's order), for every
@@ -626,7 +626,7 @@ _ORDERED_TYPES = frozenset({int, str, datetime})
 
 
 def _quick_field(document: Mapping[str, Any], field: str, condition: Any) -> bool | None:
-    """Whether one field's condition matches, for the shapes `_quick_match` knows; None when
+    """Whether one field's condition matches, for the shapes `quick_match` knows; None when
     only mongomock can tell."""
     value = document.get(field, _MISSING)
     if isinstance(value, list | tuple):
@@ -695,7 +695,7 @@ def _quick_exists(document: Mapping[str, Any], path: str, condition: Any) -> boo
     return None
 
 
-def _quick_match(filter: Any, document: Any) -> bool | None:
+def quick_match(filter: Any, document: Any) -> bool | None:
     """mongomock's answer for the simple filters the services' writes and partial indexes use
     (plain equality on str, ObjectId or bool values of the same type, `$eq`, `$ne`,
     `$exists`, a one-level `$exists` path into documents, `$and` of those), without its
@@ -708,7 +708,7 @@ def _quick_match(filter: Any, document: Any) -> bool | None:
             if type(condition) is not list or not condition:
                 return None
             for part in condition:
-                found = _quick_match(part, document)
+                found = quick_match(part, document)
                 if found is None:
                     return None
                 answer = answer and found
@@ -727,7 +727,7 @@ def _quick_match(filter: Any, document: Any) -> bool | None:
 
 def _applies(filter: Any, document: Any) -> bool:
     """mongomock's filter_applies, answered without it for the simple filters."""
-    quick = _quick_match(filter, document)
+    quick = quick_match(filter, document)
     if quick is None:
         from mongomock import filtering
 

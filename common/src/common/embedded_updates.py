@@ -165,8 +165,15 @@ def install() -> None:
 
     update = Collection._update
 
+    from common.embedded_store import quick_match
+
     def pulled(condition: Mapping[str, Any], element: Any) -> bool:
-        # mongomock's $pull test for a condition that is a document.
+        # mongomock's $pull test for a condition that is a document. A condition the quick
+        # filter answers (the relay's `{"id": ...}`) matches the element as a whole document only
+        # if it matches it field by field.
+        quick = quick_match(condition, element)
+        if quick is not None:
+            return quick
         try:
             if filter_applies(condition, element):
                 return True
