@@ -23,7 +23,7 @@ own projection), unless it is given a sort, an upsert or a projection leaving ou
 """
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bson import ObjectId
@@ -234,6 +234,22 @@ def install() -> None:
         patched_spec = helpers.patch_datetime_awareness_in_document(spec)
         changes = helpers.patch_datetime_awareness_in_document(document)
         existing = next(iter(self._iter_documents(patched_spec)), None)
+        if existing is None:
+            return {
+                "connectionId": self.database.client._id,
+                "err": None,
+                "n": 0,
+                "nModified": 0,
+                "ok": 1,
+                "upserted": None,
+                "updatedExisting": False,
+            }
+        return update_found(self, existing, changes, mongomock_update)
+
+    def update_found(
+        self: Any, existing: dict[str, Any], changes: Any, mongomock_update: Callable[[], Any]
+    ) -> Any:
+        """A narrow update (its dates made naive) of `existing`, a stored document."""
         result = {
             "connectionId": self.database.client._id,
             "err": None,
@@ -243,8 +259,6 @@ def install() -> None:
             "upserted": None,
             "updatedExisting": False,
         }
-        if existing is None:
-            return result
         try:
             changed = changed_copy(existing, changes)
         except Exception:
@@ -333,12 +347,21 @@ def install() -> None:
             answer = self._copy_only_fields(document, fields, dict)
             return helpers.make_datetime_timezone_aware_in_document(answer) if aware else answer
 
+        def apply() -> None:
+            # The document found is the stored one: a narrow update is applied to it without
+            # looking it up again by `_id`.
+            if type(key) in _ID_TYPES and _narrow(update):
+                changes = helpers.patch_datetime_awareness_in_document(update)
+                update_found(self, found, changes, lambda: self._update({"_id": key}, update))
+            else:
+                self._update({"_id": key}, update)
+
         if return_document is ReturnDocument.AFTER:
-            self._update({"_id": key}, update)
+            apply()
             return copied(self._store[helpers.hashdict(key) if isinstance(key, dict) else key])
         # Before the update changes it.
         answer = copied(found)
-        self._update({"_id": key}, update)
+        apply()
         return answer
 
     Collection._update = update_by_id  # type: ignore[method-assign,assignment]
