@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
+from mongomock import helpers
 
 # Immutable values: shared between the store and what it returns, never copied.
 SHARED = frozenset({str, int, float, bool, type(None), bytes, ObjectId})
@@ -17,8 +18,6 @@ def copied(value: Any, aware: bool) -> Any:
     """What mongomock returns for a stored value read whole: its copy (dicts and lists anew,
     anything else `copy.copy`), with every date made UTC-aware when `aware` (the client's
     tz_aware); one pass instead of mongomock's two. Immutable scalars are shared, not copied."""
-    from mongomock import helpers
-
     kind = type(value)
     if kind in SHARED:
         return value

@@ -64,6 +64,8 @@ from operator import ge, gt, le, lt
 from typing import Any
 
 from bson import ObjectId
+from mongomock import DuplicateKeyError, filtering, helpers
+from mongomock.filtering import resolve_sort_key
 
 from common.embedded_copies import SHARED, projected_page
 from common.embedded_updates import id_candidates
@@ -165,8 +167,6 @@ class _Ordering:
         return tuple(values)
 
     def _key(self, document: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        from mongomock.filtering import resolve_sort_key
-
         parts: list[Any] = []
         for field, direction in self.sort:
             if "." in field:
@@ -465,8 +465,6 @@ def _plan(
 def _walk_page(cursor: Any, count: int) -> list[Any] | None:
     """The first `count` matching documents (stored, not copied) in the cursor's sort order, read
     along an ordering; None when no declared index serves the sort for this filter."""
-    from mongomock import filtering
-
     if not cursor._sort:
         return None
     sort = _sort_fields(cursor._sort)
@@ -567,8 +565,6 @@ def _unique_by_buckets(collection: Any, new_data: Mapping[str, Any]) -> bool:
     of every document. Raises DuplicateKeyError as mongomock does; False (nothing checked) when
     an index or a value is one only mongomock's scan handles (a dotted field, or a value that is
     not a plain scalar)."""
-    from mongomock import DuplicateKeyError
-
     store = collection._store
     checks = []
     for index in store.indexes.values():
@@ -606,8 +602,6 @@ def _unique_by_buckets(collection: Any, new_data: Mapping[str, Any]) -> bool:
 
 
 def _store_key(document: Mapping[str, Any]) -> Any:
-    from mongomock import helpers
-
     value = document.get("_id")
     return helpers.hashdict(value) if isinstance(value, dict) else value
 
@@ -729,8 +723,6 @@ def _applies(filter: Any, document: Any) -> bool:
     """mongomock's filter_applies, answered without it for the simple filters."""
     quick = quick_match(filter, document)
     if quick is None:
-        from mongomock import filtering
-
         return bool(filtering.filter_applies(filter, document))
     return quick
 
@@ -778,7 +770,6 @@ def install() -> None:
     if _installed:
         return
     import mongomock
-    from mongomock import helpers
     from mongomock.collection import Collection, Cursor
     from mongomock.store import CollectionStore
 
