@@ -30,6 +30,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 
 from common.embedded_copies import projected_page
+from common.embedded_filters import quick_match
 
 _OPERATORS = frozenset({"$set", "$inc", "$push", "$pull"})
 # `_id` values an upsert's fast path takes: equal only to values of their own type.
@@ -164,8 +165,6 @@ def install() -> None:
     from mongomock.filtering import filter_applies
 
     update = Collection._update
-
-    from common.embedded_store import quick_match
 
     def pulled(condition: Mapping[str, Any], element: Any) -> bool:
         # mongomock's $pull test for a condition that is a document. A condition the quick
