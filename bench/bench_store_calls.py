@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from bench_order_writes import order
 from bson import ObjectId
 from common.outbox import OUTBOX_FIELD, PENDING, PENDING_INDEX
 from common.rate_limit import RateLimit
@@ -28,22 +29,6 @@ from expiration import repository as timers
 from orders import repository
 
 BUYERS = 50
-
-
-def stored_order(number: int, *, user_id: str, active: bool, slot: int) -> dict[str, Any]:
-    return {
-        "_id": ObjectId(),
-        "user_id": user_id,
-        "status": "created" if active else "cancelled",
-        "active": active,
-        "ticket_id": ObjectId(),
-        "ticket": {"title": f"Ticket {number}", "price_cents": 1250},
-        "buyer_slot": slot,
-        "holds_slot": active,
-        "expires_at": utc_now(),
-        "version": 0 if active else 1,
-        "created_at": utc_now(),
-    }
 
 
 async def measure(calls: int, stored: int) -> dict[str, float]:
@@ -57,7 +42,7 @@ async def measure(calls: int, stored: int) -> dict[str, float]:
     # Each buyer holds slots 0-2 with active orders; the rest of theirs are over.
     await orders.insert_many(
         [
-            stored_order(n, user_id=f"buyer{n % BUYERS}", active=n < BUYERS * 3, slot=n // BUYERS)
+            order(n, user_id=f"buyer{n % BUYERS}", active=n < BUYERS * 3, slot=n // BUYERS)
             for n in range(stored)
         ]
     )
@@ -80,11 +65,11 @@ async def measure(calls: int, stored: int) -> dict[str, float]:
         await repository.find_ticket(db, ticket_id=tickets[n + 10]["_id"])
 
     async def insert(n: int) -> None:
-        order = stored_order(stored + n, user_id=f"new{n}", active=True, slot=0)
+        placing = order(stored + n, user_id=f"new{n}", active=True, slot=0)
         entry = str(ObjectId())
-        order[OUTBOX_FIELD] = [{"id": entry, "type": "OrderCreated", "data": {"n": n}}]
-        await orders.insert_one(order)
-        placed.append((order["_id"], entry))
+        placing[OUTBOX_FIELD] = [{"id": entry, "type": "OrderCreated", "data": {"n": n}}]
+        await orders.insert_one(placing)
+        placed.append((placing["_id"], entry))
 
     async def pull(n: int) -> None:
         order_id, entry = placed[n + 10]

@@ -186,14 +186,20 @@ async def test_an_upsert_by_id_gives_mongomock_s_own_answer_and_stored_documents
     assert in_order(after) == in_order(after_mongomock)
 
 
+@pytest.fixture
+def copies(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """What mongomock's updates deep-copy from now on."""
+    copied: list[Any] = []
+    monkeypatch.setattr(
+        "mongomock.collection.copy.deepcopy", lambda value, *rest: copied.append(value)
+    )
+    return copied
+
+
 async def test_an_upsert_of_a_timer_copies_no_document(
-    fresh: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
+    fresh: Callable[[], Any], copies: list[Any]
 ) -> None:
     collection = await fresh()
-    copies: list[Any] = []
-    monkeypatch.setattr(
-        "mongomock.collection.copy.deepcopy", lambda value, *rest: copies.append(value)
-    )
 
     for key in ("t1", "new"):
         await collection.update_one(
@@ -205,13 +211,9 @@ async def test_an_upsert_of_a_timer_copies_no_document(
 
 
 async def test_the_update_by_id_does_not_copy_the_whole_document(
-    fresh: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
+    fresh: Callable[[], Any], copies: list[Any]
 ) -> None:
     collection = await fresh()
-    copies: list[Any] = []
-    monkeypatch.setattr(
-        "mongomock.collection.copy.deepcopy", lambda value, *rest: copies.append(value)
-    )
 
     result = await collection.update_one({"_id": "t2"}, {"$pull": {"outbox": {"id": "e1"}}})
 

@@ -112,6 +112,19 @@ def _insert_only(spec: Any, document: Any) -> bool:
     )
 
 
+def _result(collection: Any, **counts: Any) -> dict[str, Any]:
+    """mongomock's raw result of an update: nothing matched, unless `counts` say otherwise."""
+    return {
+        "connectionId": collection.database.client._id,
+        "err": None,
+        "n": 0,
+        "nModified": 0,
+        "ok": 1,
+        "upserted": None,
+        "updatedExisting": False,
+    } | counts
+
+
 def _keeps_id(projection: Any) -> bool:
     """No projection, or one that keeps `_id` (mongomock reads the answer back by the `_id` it
     found; without it, by the filter again, which the update may no longer match)."""
@@ -234,30 +247,14 @@ def install() -> None:
         changes = helpers.patch_datetime_awareness_in_document(document)
         existing = next(iter(self._iter_documents(patched_spec)), None)
         if existing is None:
-            return {
-                "connectionId": self.database.client._id,
-                "err": None,
-                "n": 0,
-                "nModified": 0,
-                "ok": 1,
-                "upserted": None,
-                "updatedExisting": False,
-            }
+            return _result(self)
         return update_found(self, existing, changes, mongomock_update)
 
     def update_found(
         self: Any, existing: dict[str, Any], changes: Any, mongomock_update: Callable[[], Any]
     ) -> Any:
         """A narrow update (its dates made naive) of `existing`, a stored document."""
-        result = {
-            "connectionId": self.database.client._id,
-            "err": None,
-            "n": 0,
-            "nModified": 0,
-            "ok": 1,
-            "upserted": None,
-            "updatedExisting": False,
-        }
+        result = _result(self)
         try:
             changed = changed_copy(existing, changes)
         except Exception:
@@ -285,15 +282,7 @@ def install() -> None:
         copy of the document it finds (to tell that nothing changed) or of the one it builds."""
         fields = helpers.patch_datetime_awareness_in_document(fields)
         found = next(iter(self._iter_documents({"_id": key})), None)
-        result = {
-            "connectionId": self.database.client._id,
-            "err": None,
-            "n": 1,
-            "nModified": 0,
-            "ok": 1,
-            "upserted": None,
-            "updatedExisting": found is not None,
-        }
+        result = _result(self, n=1, updatedExisting=found is not None)
         if found is None:
             inserted: dict[str, Any] = {"_id": key}
             for field, value in fields.items():
