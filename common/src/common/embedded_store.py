@@ -301,16 +301,22 @@ class _Expiries:
         self.entries: dict[Any, tuple[datetime, int, Any]] = {}
         self.odd: set[Any] = set()
 
+    def _hold(self, key: Any, value: Any, position: int) -> tuple[datetime, int, Any] | None:
+        """Note the document `key` by its field's `value`: its element for `dated` when the
+        value is a plain date (to be placed by the caller), else None (an odd one is noted)."""
+        if type(value) is datetime and value.tzinfo is None:
+            element = self.entries[key] = (value, position, key)
+            return element
+        if isinstance(value, list | datetime):
+            self.odd.add(key)
+        return None
+
     def fill(self, documents: Mapping[Any, Any], positions: Mapping[Any, int]) -> None:
         """Hold every document of the store (one sort, instead of an insertion each)."""
         for key, document in documents.items():
-            value = document.get(self.field)
-            if type(value) is datetime and value.tzinfo is None:
-                element = (value, positions[key], key)
+            element = self._hold(key, document.get(self.field), positions[key])
+            if element is not None:
                 self.dated.append(element)
-                self.entries[key] = element
-            elif isinstance(value, list | datetime):
-                self.odd.add(key)
         self.dated.sort()
 
     def put(self, key: Any, document: Mapping[str, Any], position: int) -> None:
@@ -319,12 +325,9 @@ class _Expiries:
         if held is not None and type(value) is datetime and held[0] == value:
             return  # the same date (its only change that matters here)
         self.remove(key)
-        if type(value) is datetime and value.tzinfo is None:
-            element = (value, position, key)
+        element = self._hold(key, value, position)
+        if element is not None:
             insort(self.dated, element)
-            self.entries[key] = element
-        elif isinstance(value, list | datetime):
-            self.odd.add(key)
 
     def remove(self, key: Any) -> None:
         self.odd.discard(key)

@@ -60,6 +60,19 @@ def id_candidates(filter: Any) -> list[Any] | None:
     return [value]
 
 
+def _top_level(field: Any) -> bool:
+    """Whether an update may write `field` as a plain top-level field: a name, not `_id`, not
+    a path, an operator or one MongoDB refuses."""
+    return (
+        isinstance(field, str)
+        and bool(field)
+        and field != "_id"
+        and "." not in field
+        and not field.startswith("$")
+        and "\0" not in field
+    )
+
+
 def _narrow(document: Any) -> bool:
     """Whether an update only sets, increments, pushes to or pulls from top-level fields, each
     field once."""
@@ -70,15 +83,7 @@ def _narrow(document: Any) -> bool:
         if operator not in _OPERATORS or not isinstance(fields, dict) or not fields:
             return False
         for field, value in fields.items():
-            if (
-                not isinstance(field, str)
-                or not field
-                or field == "_id"
-                or "." in field
-                or field.startswith("$")
-                or "\0" in field
-                or field in fields_seen
-            ):
+            if not _top_level(field) or field in fields_seen:
                 return False
             fields_seen.add(field)
             if operator == "$push" and isinstance(value, dict):
@@ -97,19 +102,7 @@ def _insert_only(spec: Any, document: Any) -> bool:
     if type(document) is not dict or list(document) != ["$setOnInsert"]:
         return False
     fields = document["$setOnInsert"]
-    return (
-        type(fields) is dict
-        and bool(fields)
-        and all(
-            type(field) is str
-            and field
-            and field != "_id"
-            and "." not in field
-            and not field.startswith("$")
-            and "\0" not in field
-            for field in fields
-        )
-    )
+    return type(fields) is dict and bool(fields) and all(_top_level(field) for field in fields)
 
 
 def _result(collection: Any, **counts: Any) -> dict[str, Any]:

@@ -619,7 +619,10 @@ class ListenerRunner:
                     delay,
                     extra={"fields": {"consumer": consumer.durable, "outcome": "restarted"}},
                 )
-                await _unsubscribe(subscription)
+                if subscription is not None:
+                    # The dead loop's inbox (its durable consumer stays on the server): what it
+                    # held and what its open request brought are given back.
+                    await subscription.close()
                 subscription = None
                 try:
                     async with asyncio.timeout(delay):
@@ -940,13 +943,6 @@ def _status(msg: Msg) -> str | None:
     if msg.reply:
         return None
     return (msg.headers or {}).get("Status") or "unknown"
-
-
-async def _unsubscribe(subscription: "PullInbox | None") -> None:
-    """Close a dead loop's inbox (its durable consumer stays on the server): what it held and
-    what its open request brought are given back."""
-    if subscription is not None:
-        await subscription.close()
 
 
 async def _give_back(messages: list[Msg]) -> None:
